@@ -1,0 +1,45 @@
+-- Tenant registry (public.tenants). Global queries are schema-qualified; they never run
+-- inside a tenant scope (the tenant role cannot read this table).
+
+-- name: list-tenants()
+SELECT id, slug, name, status, stripe_account_id, rag_index_namespace, created_at, updated_at
+FROM public.tenants
+ORDER BY slug;
+
+-- name: list-tenant-slugs()
+SELECT slug FROM public.tenants ORDER BY slug;
+
+-- name: get-tenant(slug)^
+SELECT id, slug, name, schema_name, role_name, stripe_account_id, stripe_webhook_secret,
+       rag_index_namespace, status, branding, policies, created_at, updated_at
+FROM public.tenants
+WHERE slug = :slug;
+
+-- name: tenant-exists(slug)$
+SELECT EXISTS (SELECT 1 FROM public.tenants WHERE slug = :slug);
+
+-- name: role-exists(role_name)$
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :role_name);
+
+-- name: schema-exists(schema_name)$
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :schema_name);
+
+-- name: insert-tenant(id, slug, name, schema_name, role_name, stripe_account_id, stripe_webhook_secret, rag_index_namespace, status, branding, policies)$
+INSERT INTO public.tenants
+    (id, slug, name, schema_name, role_name, stripe_account_id, stripe_webhook_secret,
+     rag_index_namespace, status, branding, policies)
+VALUES (coalesce(:id, gen_random_uuid()), :slug, :name, :schema_name, :role_name,
+        :stripe_account_id, :stripe_webhook_secret, :rag_index_namespace,
+        coalesce(:status, 'active'), coalesce(:branding, '{}'::jsonb), coalesce(:policies, ''))
+RETURNING id;
+
+-- name: set-tenant-status(slug, status)$
+UPDATE public.tenants SET status = :status, updated_at = now()
+WHERE slug = :slug
+RETURNING slug;
+
+-- name: delete-tenant(slug)$
+DELETE FROM public.tenants WHERE slug = :slug RETURNING schema_name;
+
+-- name: count-tenants()$
+SELECT count(*) FROM public.tenants;

@@ -1,0 +1,3 @@
+from support_mcp.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""Schema-granular backup and restore of one tenant with the server's own pg_dump/pg_restore.
+
+Archive: a tar with manifest.json, tenant.json (the registry row) and schema.dump (pg_dump
+custom format of the tenant schema, no owners or privileges). Restore replays the dump with
+psql in one transaction; under a new slug the schema is renamed inside that same transaction
+(a live schema of the old name is moved aside and back), so no data text is ever rewritten.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import migrations
+from .db import Database, queries, validate_slug
+from .errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
+from .logging import get_logger
+from .pgtools import find_bin_dir
+from .tenancy import role_name, schema_name
+
+log = get_logger(__name__)
+FORMAT = "support-mcp-tenant-backup/1"
+_REGISTRY_FIELDS = ("id", "slug", "name", "stripe_account_id", "stripe_webhook_secret",
+                    "rag_index_namespace", "status", "branding", "policies", "created_at")
+
+
+async def _bin_dir(db: Database) -> Path:
+    async with db.connection() as conn:
+        major = int(await conn.fetchval("SHOW server_version_num")) // 10000
+    return find_bin_dir(major)
+
+
+def _run(args: list[str], what: str) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise UpstreamUnavailable(f"{what} failed: {detail[-1] if detail else proc.returncode}")
+
+
+async def backup_tenant(db: Database, slug: str, output: Path) -> int:
+    validate_slug(slug)
+    async with db.connection() as conn:
+        row = await queries.get_tenant(conn, slug=slug)
+    if row is None:
+        raise NotFound(f"unknown tenant '{slug}'")
+    bindir = await _bin_dir(db)
+    registry = {k: row[k] for k in _REGISTRY_FIELDS}
+    manifest = {"format": FORMAT, "slug": slug, "schema": row["schema_name"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "schema.dump"
+        _run([str(bindir / "pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
+              f"--schema={row['schema_name']}", f"--file={dump}", f"--dbname={db.dsn}"], "pg_dump")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
+        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w") as tar:
+            for name, data in (("manifest.json", manifest), ("tenant.json", registry)):
+                blob = json.dumps(data, default=str, indent=2).encode()
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+            tar.add(dump, arcname="schema.dump")
+    log.info("tenant_backed_up", tenant=slug, bytes=output.stat().st_size)
+    return output.stat().st_size
+
+
+def _read_archive(archive: Path, into: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        with tarfile.open(archive, mode="r") as tar:
+            names = set(tar.getnames())
+            if not {"manifest.json", "tenant.json", "schema.dump"} <= names:
+                raise InvalidInput(f"{archive} is not a support-mcp tenant backup")
+            tar.extract("schema.dump", into, filter="data")
+            manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+            registry = json.load(tar.extractfile("tenant.json"))  # type: ignore[arg-type]
+    except (tarfile.TarError, json.JSONDecodeError, OSError) as exc:
+        raise InvalidInput(f"{archive} is not a readable tenant backup: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise InvalidInput(f"{archive} has unsupported backup format {manifest.get('format')!r}")
+    return manifest, registry
+
+
+_WRAPPER = r"""\set ON_ERROR_STOP on
+\i :vars
+BEGIN;
+SELECT format('ALTER SCHEMA %I RENAME TO %I', :'old_schema', :'hold')
+ WHERE :'old_schema' <> :'new_schema'
+   AND EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :'old_schema') \gexec
+\i :script
+SELECT format('ALTER SCHEMA %I RENAME TO %I', :'old_schema', :'new_schema')
+ WHERE :'old_schema' <> :'new_schema' \gexec
+SELECT format('ALTER SCHEMA %I RENAME TO %I', :'hold', :'old_schema')
+ WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :'hold') \gexec
+RESET search_path;
+CREATE ROLE :"role" NOLOGIN;
+GRANT :"role" TO CURRENT_USER;
+ALTER SCHEMA :"new_schema" OWNER TO :"role";
+SELECT format('ALTER %s %I.%I OWNER TO %I',
+              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                             WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
+              n.nspname, c.relname, :'role')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = :'new_schema' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+   AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d
+            WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))) \gexec
+INSERT INTO public.tenants (id, slug, name, schema_name, role_name, stripe_account_id,
+    stripe_webhook_secret, rag_index_namespace, status, branding, policies, created_at)
+VALUES (CASE WHEN :'keep_id' = 'yes' THEN :'id'::uuid ELSE gen_random_uuid() END,
+        :'slug', :'name', :'new_schema', :'role', NULLIF(:'stripe_account_id', ''),
+        NULLIF(:'stripe_webhook_secret', ''), :'rag_index_namespace', :'status',
+        :'branding'::jsonb, :'policies', :'created_at'::timestamptz);
+COMMIT;
+"""
+
+
+def _psql_quote(value: str) -> str:
+    """A psql single-quoted meta-command argument (psql unescapes \\, \\n, \\r, \\t and '')."""
+    return "'" + (value.replace("\\", "\\\\").replace("'", "''").replace("\n", "\\n")
+                  .replace("\r", "\\r").replace("\t", "\\t")) + "'"
+
+
+async def restore_tenant(db: Database, archive: Path, *, as_slug: str | None = None) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        manifest, reg = _read_archive(archive, work)
+        old_slug = validate_slug(manifest["slug"])
+        slug = validate_slug(as_slug or old_slug)
+        new_schema, role = schema_name(slug), role_name(slug, db.dbtag)
+        async with db.connection() as conn:
+            if await queries.tenant_exists(conn, slug=slug):
+                raise Conflict(f"tenant '{slug}' already exists; delete it or restore with --as NEWSLUG")
+            if await queries.schema_exists(conn, schema_name=new_schema) or await queries.role_exists(
+                conn, role_name=role
+            ):
+                raise Conflict(f"a schema or role for '{slug}' is left over; remove it first")
+        bindir = await _bin_dir(db)
+        script = work / "restore.sql"
+        _run([str(bindir / "pg_restore"), "--no-owner", "--no-privileges", f"--file={script}",
+              str(work / "schema.dump")], "pg_restore")
+        (work / "wrapper.sql").write_text(_WRAPPER)
+        values = {
+            "script": str(script), "old_schema": manifest["schema"], "new_schema": new_schema,
+            "hold": f"rh_{secrets.token_hex(8)}", "role": role, "slug": slug,
+            "keep_id": "yes" if slug == old_slug else "no",
+            "rag_index_namespace": reg["rag_index_namespace"] if slug == old_slug else f"tenant_{slug}_docs",
+            "branding": json.dumps(reg.get("branding") or {}),
+        }
+        for key in ("id", "name", "stripe_account_id", "stripe_webhook_secret", "status",
+                    "policies", "created_at"):
+            values.setdefault(key, "" if reg.get(key) is None else str(reg[key]))
+        # Values go through a 0600 file of \set lines, not argv (secrets) nor SQL text.
+        (work / "vars.sql").write_text("".join(f"\\set {k} {_psql_quote(v)}\n" for k, v in values.items()))
+        _run([str(bindir / "psql"), "-X", "-q", f"--dbname={db.dsn}", "-v", f"vars={work / 'vars.sql'}",
+              "-f", str(work / "wrapper.sql")], "restore")
+    s = db.settings
+    await migrations.migrate_tenant(db, slug, migrations.load("tenant"),
+                                    lock_timeout_ms=s.migrate_lock_timeout_ms, retries=s.migrate_retries)
+    log.info("tenant_restored", tenant=slug, source=old_slug)
+    return slug

@@ -1,0 +1,36 @@
+"""`support-mcp` command line (typer). Output for people goes to stdout; logs go to stderr."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import db_commands, tenants
+
+app = typer.Typer(
+    name="support-mcp",
+    help="Multi-tenant customer-support MCP server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tenants.app, name="tenants")
+db_commands.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Multi-tenant customer-support MCP server."""
+
+
+def main() -> None:
+    app()

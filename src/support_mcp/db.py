@@ -1,0 +1,173 @@
+"""PostgreSQL access: the pool and THE scoping point.
+
+`Database.tenant_scope(slug)` is the only way code reaches a tenant's tables: it opens a
+transaction, calls `public.support_mcp_enter_tenant` (which refuses unknown and suspended
+tenants and sets search_path and role with is_local = true) and yields the connection.
+Nothing else in the code sets search_path or role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, NoReturn
+
+import aiosql
+import asyncpg
+
+from . import dberrors
+from .errors import InvalidInput, UpstreamUnavailable
+from .logging import get_logger
+from .settings import Settings
+
+log = get_logger(__name__)
+
+SLUG_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+RESERVED_SLUGS = frozenset(
+    {"public", "global", "information_schema", "default", "postgres", "template0",
+     "template1", "admin", "root", "system", "support_mcp", "tenant", "tenants", "all", "none"}
+)
+
+_ENTER_SQL = "SELECT public.support_mcp_enter_tenant($1, $2)"
+
+queries: Any = aiosql.from_path(files("support_mcp.sql") / "queries", "asyncpg")
+
+
+def validate_slug(slug: object) -> str:
+    """Refuse a bad slug before any SQL is built. Returns the slug."""
+    if not isinstance(slug, str) or not slug:
+        raise InvalidInput("tenant slug is empty: use 1-40 characters from a-z, 0-9 and _")
+    if len(slug) > 40:
+        raise InvalidInput(f"tenant slug is {len(slug)} characters long; the limit is 40")
+    if not SLUG_RE.match(slug):
+        raise InvalidInput(
+            f"invalid tenant slug {slug[:60]!r}: use only lowercase a-z, digits 0-9 and _, "
+            "not starting with a digit"
+        )
+    if slug in RESERVED_SLUGS or slug.startswith("pg_"):
+        raise InvalidInput(f"tenant slug '{slug}' is reserved; choose another")
+    return slug
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A tenant's open transaction: the connection and the tenant's id."""
+
+    conn: asyncpg.Connection
+    tenant_id: Any
+    slug: str
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dsn: str | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.dbtag = ""  # distinguishes role names of databases sharing one cluster
+
+    async def start(self, *, migrate_global: bool = True) -> Database:
+        if self.settings.database_url is not None:
+            self.dsn = self.settings.database_url.get_secret_value()
+        else:
+            from .embedded import start_embedded
+
+            self.dsn = await asyncio.to_thread(
+                start_embedded, self.settings.data_dir, self.settings.embedded_database
+            )
+        s = self.settings
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=s.db_pool_min_size,
+                max_size=s.db_pool_max_size,
+                max_queries=s.db_pool_max_queries,
+                max_inactive_connection_lifetime=s.db_pool_max_idle_seconds,
+                command_timeout=s.db_command_timeout,
+                timeout=s.db_connect_timeout,
+                init=_init_connection,
+            )
+        except Exception as exc:
+            mapped = dberrors.translate(exc)
+            if mapped is None:
+                raise
+            raise UpstreamUnavailable(
+                "cannot connect to PostgreSQL; check SUPPORT_MCP_DATABASE_URL"
+            ) from exc
+        async with self.pool.acquire() as conn:
+            self.dbtag = await conn.fetchval("SELECT left(md5(current_database()), 8)")
+        if migrate_global:
+            from .migrations import apply_global
+
+            await apply_global(self)
+        return self
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    async def __aenter__(self) -> Database:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection with no tenant scope (registry and global tables only)."""
+        if self.pool is None:
+            raise UpstreamUnavailable("the database is not started")
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except Exception as exc:
+            _reraise(exc)
+
+    @asynccontextmanager
+    async def global_scope(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on the app role for registry and `global` tables (schema-qualified SQL)."""
+        async with self.connection() as conn:
+            async with conn.transaction():
+                yield conn
+
+    @asynccontextmanager
+    async def tenant_scope(self, slug: str, *, allow_suspended: bool = False) -> AsyncIterator[Scope]:
+        """THE scoping point: one transaction confined to one tenant's schema and role."""
+        validate_slug(slug)
+        async with self.connection() as conn:
+            try:
+                async with conn.transaction():
+                    tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
+                    yield Scope(conn, tenant_id, slug)
+            except Exception as exc:
+                _reraise(exc, slug)
+
+    async def enter_in_transaction(
+        self, conn: asyncpg.Connection, slug: str, *, allow_suspended: bool = True
+    ) -> Scope:
+        """Scope an already-open transaction (provisioning, restore) to a tenant."""
+        validate_slug(slug)
+        if not conn.is_in_transaction():
+            raise RuntimeError("enter_in_transaction needs an open transaction")
+        try:
+            tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
+        except Exception as exc:
+            _reraise(exc, slug)
+        return Scope(conn, tenant_id, slug)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:
+    mapped = dberrors.translate(exc, tenant=tenant)
+    if mapped is None or mapped is exc:
+        raise exc
+    raise mapped from exc

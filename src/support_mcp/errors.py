@@ -1,0 +1,41 @@
+"""The small error hierarchy every layer speaks. Messages are safe to show to a client."""
+
+from __future__ import annotations
+
+
+class SupportError(Exception):
+    """Base class. `str(err)` is a one-line, actionable message without internals."""
+
+    kind = "error"
+
+
+class InvalidInput(SupportError):
+    kind = "invalid_input"
+
+
+class NotFound(SupportError):
+    kind = "not_found"
+
+
+class NotPermitted(SupportError):
+    kind = "not_permitted"
+
+
+class Conflict(SupportError):
+    kind = "conflict"
+
+
+class TenantUnavailable(SupportError):
+    """The tenant exists but is suspended."""
+
+    kind = "tenant_unavailable"
+
+
+class UpstreamUnavailable(SupportError):
+    """A backend (database, vector store, Stripe) cannot be reached or timed out."""
+
+    kind = "upstream_unavailable"
+
+
+class MigrationFailed(SupportError):
+    kind = "migration_failed"

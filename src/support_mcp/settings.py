@@ -1,0 +1,67 @@
+"""All configuration in one place: env prefix SUPPORT_MCP_, optional .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("support-mcp", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Built once at the composition root and passed down; nothing reads the environment elsewhere."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORT_MCP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded PostgreSQL (and later the embedded vector store) live.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPPORT_MCP_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL >= 15 URL. Unset: an embedded PostgreSQL 16 under data_dir/pg.",
+    )
+    embedded_database: str = Field(
+        default="support_mcp",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Database name created inside the embedded server.",
+    )
+
+    # --- connection pool -----------------------------------------------------------------
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+    db_pool_max_queries: int = Field(
+        default=4000,
+        ge=1,
+        description="Recycle a pooled connection after this many queries, so one backend does "
+        "not accumulate catalog caches for thousands of tenant schemas.",
+    )
+    db_pool_max_idle_seconds: float = Field(default=120.0, ge=0)
+    db_command_timeout: float = Field(default=30.0, gt=0, description="Seconds per SQL statement.")
+    db_connect_timeout: float = Field(default=10.0, gt=0)
+
+    # --- migrations ----------------------------------------------------------------------
+    migrate_concurrency: int = Field(default=4, ge=1, le=64)
+    migrate_lock_timeout_ms: int = Field(
+        default=50,
+        ge=1,
+        description="A tenant migration waits at most this long for a table lock, then backs "
+        "off and retries, so live requests are never queued behind it for long.",
+    )
+    migrate_retries: int = Field(default=50, ge=0)
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: JSON unless stderr is a terminal."
+    )

@@ -1,0 +1,141 @@
+"""Tenants: naming, provisioning and registry operations.
+
+A tenant is a row in public.tenants, a schema `tenant_{slug}` and a NOLOGIN role owning it.
+This module (with backup.py) is the only code that derives schema or role names, and it only
+quotes them as identifiers after `validate_slug`. Reading and writing tenant data goes
+through `Database.tenant_scope`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from . import migrations
+from .db import Database, queries, validate_slug
+from .errors import Conflict, InvalidInput, NotFound
+from .logging import get_logger
+
+log = get_logger(__name__)
+
+
+def schema_name(slug: str) -> str:
+    return f"tenant_{validate_slug(slug)}"
+
+
+def role_name(slug: str, dbtag: str) -> str:
+    # Roles are cluster-wide; the database tag keeps two databases on one server apart.
+    return f"tn_{dbtag}_{validate_slug(slug)}"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: UUID
+    slug: str
+    name: str
+    status: str
+    stripe_account_id: str | None
+    rag_index_namespace: str
+    created_at: datetime
+    updated_at: datetime
+    branding: dict[str, Any] | None = None
+    policies: str | None = None
+    has_webhook_secret: bool | None = None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> TenantInfo:
+        data = {k: row[k] for k in row.keys() if k in cls.__dataclass_fields__}
+        if "stripe_webhook_secret" in row.keys():
+            data["has_webhook_secret"] = row["stripe_webhook_secret"] is not None
+        return cls(**data)
+
+
+async def create_tenant(
+    db: Database,
+    slug: str,
+    name: str,
+    *,
+    stripe_account_id: str | None = None,
+    stripe_webhook_secret: str | None = None,
+    branding: dict[str, Any] | None = None,
+    policies: str | None = None,
+    tenant_migrations: list[migrations.Migration] | None = None,
+) -> TenantInfo:
+    """Schema + role + latest template + registry row, all in one transaction."""
+    validate_slug(slug)
+    if not name or not name.strip():
+        raise InvalidInput("tenant name is empty")
+    if stripe_account_id is not None and not stripe_account_id.startswith("acct_"):
+        raise InvalidInput("stripe account id must look like acct_...")
+    if stripe_webhook_secret is not None and not stripe_webhook_secret.startswith("whsec_"):
+        raise InvalidInput("webhook secret must look like whsec_...")
+    tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
+    schema, role = schema_name(slug), role_name(slug, db.dbtag)
+    async with db.global_scope() as conn:
+        if await queries.tenant_exists(conn, slug=slug):
+            raise Conflict(f"tenant '{slug}' already exists")
+        if await queries.role_exists(conn, role_name=role) or await queries.schema_exists(
+            conn, schema_name=schema
+        ):
+            raise Conflict(
+                f"a schema or role for '{slug}' is left over from an earlier tenant; "
+                "remove it or choose another slug"
+            )
+        await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
+        await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
+        await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
+        await queries.insert_tenant(
+            conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
+            stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
+            rag_index_namespace=f"tenant_{slug}_docs", status=None, branding=branding,
+            policies=policies,
+        )
+        scope = await db.enter_in_transaction(conn, slug)
+        await migrations.apply_pending(scope.conn, tmpl, migrations.TENANT_LEDGER)
+        await conn.execute("RESET ROLE")
+        row = await queries.get_tenant(conn, slug=slug)
+    log.info("tenant_created", tenant=slug)
+    return TenantInfo.from_row(row)
+
+
+async def list_tenants(db: Database) -> list[TenantInfo]:
+    async with db.connection() as conn:
+        return [TenantInfo.from_row(r) async for r in queries.list_tenants(conn)]
+
+
+async def get_tenant(db: Database, slug: str) -> TenantInfo:
+    validate_slug(slug)
+    async with db.connection() as conn:
+        row = await queries.get_tenant(conn, slug=slug)
+    if row is None:
+        raise NotFound(f"unknown tenant '{slug}'")
+    return TenantInfo.from_row(row)
+
+
+async def set_status(db: Database, slug: str, status: str) -> None:
+    validate_slug(slug)
+    async with db.global_scope() as conn:
+        if await queries.set_tenant_status(conn, slug=slug, status=status) is None:
+            raise NotFound(f"unknown tenant '{slug}'")
+    log.info("tenant_status_changed", tenant=slug, status=status)
+
+
+async def delete_tenant(db: Database, slug: str) -> None:
+    """Drop the schema (with all its data), the role and the registry row, atomically."""
+    validate_slug(slug)
+    async with db.global_scope() as conn:
+        row = await queries.get_tenant(conn, slug=slug)
+        if row is None:
+            raise NotFound(f"unknown tenant '{slug}'")
+        await queries.delete_tenant(conn, slug=slug)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
+        await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
+    log.info("tenant_deleted", tenant=slug)
