@@ -1,21 +1,18 @@
 """Safe arithmetic with exact decimal results, for the global ``calculator`` tool.
 
-Built on simpleeval: ``_DecimalEval`` subclasses ``SimpleEval`` with handlers for
-numbers, arithmetic operators and five functions only. Literals become ``Decimal``
-values built from their source text, so ``0.1 + 0.2`` is exactly ``0.3``. Before
-anything runs, an iterative whitelist pass over Python's ``ast`` refuses every other
-construct with a clear message.
+Built on simpleeval: ``_DecimalEval`` subclasses ``SimpleEval`` and handles only
+numbers, arithmetic operators and five functions. A literal becomes a ``Decimal``
+made from its source text, so ``0.1 + 0.2`` is exactly ``0.3``. First, an iterative
+whitelist pass over the ``ast`` refuses any other construct with a clear message.
 
 Supported: ``12 .5 1_000 1e3``, ``+ - * / // % **``, parentheses, unary ``-``/``+``,
-``round(x[, n])`` (half to even, like Python), ``abs``, ``min``, ``max``, ``sqrt``.
-``//`` and ``%`` follow Python: they floor, and the remainder takes the divisor's
-sign. ``-2**2 == -4``. Values carry 50 significant digits (a local context with
-ROUND_HALF_EVEN; the global decimal context is never touched).
+``round(x[, n])`` (half to even, as in Python), ``abs``, ``min``, ``max``, ``sqrt``.
+``//`` and ``%`` floor as in Python, and ``-2**2 == -4``. Values have 50 significant
+digits in a local ROUND_HALF_EVEN context. The global context is never touched.
 
-Percent: a ``%`` after a number or ``)`` that is followed by the end, by ``)`` or by
-an operator just divides by 100: ``15%`` = 0.15, ``200 * 15%`` = 30 and
-``200 + 10%`` = 200.10 (not 220). A ``%`` followed by a number, ``(`` or a function
-name is modulo: ``10 % 3`` = 1. So ``10 % -3`` reads as ``10% - 3`` = -2.9.
+Percent: a ``%`` after a number or ``)`` and followed by the end, ``)`` or an operator
+divides by 100: ``15%`` = 0.15, ``200 * 15%`` = 30, ``200 + 10%`` = 200.10 (not 220).
+Before a number, ``(`` or a name it is modulo: ``10 % 3`` = 1 (``10 % -3`` = 10% - 3).
 
 Limits: 1000 characters, 50 levels of parentheses, magnitudes up to 1e100, whole
 exponents up to 1000, ``round`` places within +/-50, 100 arguments per call.
@@ -168,8 +165,9 @@ def _bounded(value: Decimal) -> Decimal:
 class _DecimalEval(SimpleEval):
     """SimpleEval restricted to (already validated) arithmetic on Decimal values."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str) -> None:
         super().__init__(operators=_OPERATORS, functions=_FUNCTIONS, names={})
+        self.source = source.encode()  # one line; ast column offsets count UTF-8 bytes
         self.nodes = {ast.Constant: self._eval_constant, ast.UnaryOp: self._eval_unaryop,
                       ast.BinOp: self._eval_binop, ast.Call: self._eval_call}
 
@@ -177,7 +175,7 @@ class _DecimalEval(SimpleEval):
         return _bounded(self.nodes[type(node)](node))
 
     def _eval_constant(self, node):  # the exact value, from the literal's source text
-        text = ast.get_source_segment(self.expr, node) or ""
+        text = self.source[node.col_offset:node.end_col_offset].decode()
         try:
             return decimal.getcontext().create_decimal(text.replace("_", ""))
         except decimal.InvalidOperation:  # 0x10, 0o7, 0b1
@@ -232,8 +230,7 @@ def _parse(text: str) -> ast.expr:
         with warnings.catch_warnings(action="ignore"):  # e.g. SyntaxWarning on "1if"
             return ast.parse(text, mode="eval").body
     except SyntaxError as exc:
-        line = (text.splitlines()[(exc.lineno or 1) - 1:] or [""])[0]
-        near = line[max((exc.offset or 1) - 1, 0):].strip()[:20]
+        near = text[max((exc.offset or 1) - 1, 0):].strip()[:20]
         detail = f"near {near!r}" if near else "(it ends unexpectedly)"
     except (ValueError, RecursionError, MemoryError):  # e.g. NUL bytes
         detail = "(unsupported characters or structure)"
@@ -246,7 +243,7 @@ def evaluate(expression: str) -> Decimal:
         raise CalculatorError("expression must be a string")
     if len(expression) > MAX_LENGTH:
         raise CalculatorError(f"expression is too long (max {MAX_LENGTH} characters)")
-    text = expression.strip()
+    text = " ".join(expression.split())  # a single line, so offsets are simple
     if not text:
         raise CalculatorError("expression is empty")
     depth = 0
@@ -260,7 +257,7 @@ def evaluate(expression: str) -> Decimal:
             text = _rewrite_percent(text)
             tree = _parse(text)
             _validate(tree)
-            return _DecimalEval().eval(text, previously_parsed=tree)
+            return _DecimalEval(text).eval(text, previously_parsed=tree)
     except decimal.DivisionByZero:
         raise CalculatorError("division by zero") from None
     except decimal.Overflow:
@@ -273,8 +270,6 @@ def evaluate(expression: str) -> Decimal:
 
 def format_result(value: Decimal) -> str:
     """Plain string without trailing zeros: "2.50" -> "2.5", "1E+3" -> "1000"."""
-    if not value.is_finite():
-        return str(value)
     if value.is_zero():
         return "0"
     with decimal.localcontext(_CTX):

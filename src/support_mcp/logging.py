@@ -12,10 +12,6 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-__all__ = [
-    "bind_context", "clear_context", "configure_logging", "get_logger", "mask_pii", "mask_pii_processor"
-]
-
 NOISY_LOGGERS = ("httpx", "httpcore", "pgserver", "asyncio")
 _SKIP_KEYS = frozenset({"timestamp", "level", "logger"})
 _MAX_DEPTH = 20
@@ -52,12 +48,8 @@ _SENSITIVE_KEY = re.compile(
 
 
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
+    doubled = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+    total = sum(int(d) for d in digits[-1::-2]) + sum(doubled[int(d)] for d in digits[-2::-2])
     return total % 10 == 0
 
 
@@ -149,6 +141,9 @@ class _StderrLogger:
 
     _lock = threading.Lock()
 
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
     def msg(self, message: str) -> None:
         stream = sys.stderr
         with self._lock:
@@ -159,8 +154,17 @@ class _StderrLogger:
     fatal = failure = err = error = critical = exception = msg
 
 
-def _stderr_logger_factory(*_args: Any) -> _StderrLogger:
-    return _StderrLogger()
+def _stderr_logger_factory(*args: Any) -> _StderrLogger:
+    return _StderrLogger(args[0] if args else None)
+
+
+def _add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Add ``logger``: the stdlib record's name, or the name given to :func:`get_logger`."""
+    record = event_dict.get("_record")
+    name = record.name if record is not None else getattr(logger, "name", None)
+    if name:
+        event_dict.setdefault("logger", name)
+    return event_dict
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -197,35 +201,41 @@ def _renderer(fmt: str) -> Processor:
     raise ValueError(f"unknown log format: {fmt!r} (expected auto, json or console)")
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    """Send structlog and stdlib ``logging`` output, masked and rendered, to stderr. Idempotent."""
-    level_no, renderer = _level_number(level), _renderer(fmt)
+def _pre_chain() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _tail(renderer: Processor) -> list[Processor]:
     # Tracebacks are formatted before masking so exception messages are masked too;
     # the masker skips the timestamp key.
-    tail: list[Processor] = [structlog.processors.format_exc_info, mask_pii_processor, renderer]
+    return [structlog.processors.format_exc_info, mask_pii_processor, renderer]
+
+
+def _configure_structlog(level_no: int, renderer: Processor) -> None:
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            *tail,
-        ],
+        processors=[*_pre_chain(), *_tail(renderer)],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=False,
     )
 
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """Send structlog and stdlib ``logging`` output, masked and rendered, to stderr. Idempotent."""
+    level_no, renderer = _level_number(level), _renderer(fmt)
+    _configure_structlog(level_no, renderer)
+
     handler = _StderrHandler()
     handler.setLevel(level_no)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[
-                structlog.contextvars.merge_contextvars,
-                structlog.stdlib.add_log_level,
-                structlog.stdlib.add_logger_name,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-            ],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+            foreign_pre_chain=_pre_chain(),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_tail(renderer)],
         )
     )
     root = logging.getLogger()
@@ -239,8 +249,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
 
 
 def get_logger(name: str | None = None) -> FilteringBoundLogger:
-    """Return a structlog logger (``logger=name`` bound when a name is given)."""
-    return structlog.get_logger(logger_name=name) if name else structlog.get_logger()
+    """Return a lazy structlog logger; safe at import time, it follows later configure_logging()."""
+    return structlog.get_logger(name)  # type: ignore[no-any-return]
 
 
 def bind_context(**kv: Any) -> None:
@@ -251,3 +261,8 @@ def bind_context(**kv: Any) -> None:
 def clear_context() -> None:
     """Drop all request-scoped context bound with :func:`bind_context`."""
     structlog.contextvars.clear_contextvars()
+
+
+# Never let an early log line (before configure_logging) reach stdout, the MCP transport.
+if not structlog.is_configured():
+    _configure_structlog(logging.INFO, _renderer("auto"))

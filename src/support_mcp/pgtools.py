@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -15,12 +16,9 @@ from .errors import UpstreamUnavailable
 
 def _candidate_dirs() -> list[Path]:
     dirs: list[Path] = []
-    try:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        dirs.append(Path(POSTGRES_BIN_PATH))
-    except Exception:  # pgserver missing or unimportable on this platform
-        pass
+    spec = importlib.util.find_spec("pgserver")  # located, not imported (import has side effects)
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin")
     dirs += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"))]
     dirs += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     return dirs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import db_commands, tenants
+from . import db_commands, demo, tenants
 
 app = typer.Typer(
     name="support-mcp",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(tenants.app, name="tenants")
 db_commands.register(app)
+app.command("demo")(demo.demo)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,74 @@
+"""The CLI end to end against the session's database (in-process and one real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from support_mcp.cli import app
+from support_mcp.settings import Settings
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
+    if settings.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_tenant_lifecycle_via_cli(cli_env, unique_slug, tmp_path: Path) -> None:
+    slug = unique_slug("cli")
+    code, out, _ = _run("tenants", "create", slug, "--name", "CLI Co", "--stripe-account", "acct_9",
+                        "--webhook-secret", "whsec_abc")
+    assert code == 0 and f"created tenant '{slug}'" in out
+    code, out, err = _run("tenants", "create", slug, "--name", "Again")
+    assert code == 1 and "already exists" in err
+    code, out, _ = _run("tenants", "list", "--json")
+    assert code == 0 and slug in {t["slug"] for t in json.loads(out)}
+    code, out, _ = _run("tenants", "show", slug)
+    shown = json.loads(out)
+    assert shown["name"] == "CLI Co" and shown["has_webhook_secret"] is True
+    assert "whsec_abc" not in out
+    assert _run("tenants", "suspend", slug)[0] == 0
+    assert json.loads(_run("tenants", "show", slug)[1])["status"] == "suspended"
+    assert _run("tenants", "resume", slug)[0] == 0
+    code, _, err = _run("tenants", "delete", slug)
+    assert code == 2 and "--yes" in err
+    assert _run("tenants", "backup", slug, "-o", str(tmp_path / "b.tar"))[0] == 0
+    assert _run("tenants", "delete", slug, "--yes")[0] == 0
+    code, out, _ = _run("tenants", "restore", str(tmp_path / "b.tar"), "--as", f"{slug}_r")
+    assert code == 0 and f"restored '{slug}_r'" in out
+    code, out, _ = _run("migrate")
+    assert code == 0 and "0 failed" in out
+
+
+@pytest.mark.parametrize("slug", ["Alpha", "a-b", "a;drop schema public", "../x", "pg_catalog", "x" * 41])
+def test_cli_refuses_bad_slugs(cli_env, slug: str) -> None:
+    code, out, err = _run("tenants", "create", slug, "--name", "Bad")
+    assert code == 1 and "error:" in err and "Traceback" not in err + out
+
+
+def test_cli_subprocess_keeps_stdout_clean(cli_env, unique_slug) -> None:
+    slug = unique_slug("sub")
+    env = {**os.environ, **cli_env, "SUPPORT_MCP_LOG_LEVEL": "INFO"}
+    proc = subprocess.run([sys.executable, "-m", "support_mcp", "tenants", "create", slug, "--name", "Sub"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == proc.stdout.strip().splitlines()[0]  # one line, no log noise
+    assert "tenant_created" in proc.stderr  # logs went to stderr

@@ -1,0 +1,38 @@
+"""tools/, resources/ and sql/ ship inside the installed package (wheel)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from importlib.resources import files
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_installed_package_sees_sql_tools_and_resources() -> None:
+    sql = files("support_mcp.sql")
+    assert (sql / "global" / "0001_tenant_registry.sql").is_file()
+    assert (sql / "tenant" / "0001_support_desk.sql").is_file()
+    assert (sql / "queries" / "registry.sql").is_file()
+    import support_mcp.resources
+    import support_mcp.tools
+
+    assert support_mcp.tools.__name__ == "support_mcp.tools"
+    assert support_mcp.resources.__name__ == "support_mcp.resources"
+
+
+def test_wheel_contains_sql_tools_and_resources(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("support_mcp-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {str(p.relative_to(ROOT)) for d in ("sql", "tools", "resources")
+                for p in (ROOT / d).rglob("*") if p.suffix in (".sql", ".py") and "__pycache__" not in p.parts}
+    assert expected, "nothing to ship?"
+    missing = {e for e in expected if f"support_mcp/{e}" not in names}
+    assert not missing, f"not in the wheel: {sorted(missing)}"
