@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def summarize(seconds: Sequence[float]) -> dict[str, float]:
     """Latency summary in milliseconds of a list of durations in seconds."""
-    ms = [s * 1000.0 for s in seconds]
-    if not ms:
-        return {"n": 0, "p50": math.nan, "p90": math.nan, "p99": math.nan, "max": math.nan,
-                "mean": math.nan}
-    return {"n": len(ms), "p50": percentile(ms, 50), "p90": percentile(ms, 90),
-            "p99": percentile(ms, 99), "max": max(ms), "mean": statistics.fmean(ms)}
+    ms = sorted(s * 1000.0 for s in seconds)
+    return {"n": len(ms), **{f"p{q}": percentile(ms, q) for q in (50, 90, 99)},
+            "max": ms[-1] if ms else math.nan, "mean": statistics.fmean(ms) if ms else math.nan}
 
 
 def ratio(a: float | None, b: float | None) -> float:
@@ -89,16 +86,10 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def rss_mb() -> dict[str, float]:
     """Current and peak resident memory of this process, in MB (Linux /proc)."""
-    out = {"rss": math.nan, "peak": math.nan}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                out["rss"] = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                out["peak"] = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return out
+    status = Path("/proc/self/status")
+    kv = dict(ln.split(":", 1) for ln in status.read_text().splitlines()) if status.exists() else {}
+    return {k: int(kv[f].split()[0]) / 1024 if f in kv else math.nan
+            for k, f in (("rss", "VmRSS"), ("peak", "VmHWM"))}
 
 
 def machine() -> dict[str, Any]:
@@ -130,8 +121,132 @@ class LoopLag:
         return max(self.samples, default=0.0) * 1000.0
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+async def bounded_map(fn: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
+                      parallel: int) -> None:
+    """Await fn(item) for every item, at most `parallel` at a time."""
+    todo = iter(items)
+
+    async def worker() -> None:
+        for item in todo:
+            await fn(item)
+
+    await asyncio.gather(*(worker() for _ in range(parallel)))
+
+
+async def closed_loop(op: Callable[[], Awaitable[Any]], n: int, concurrency: int
+                      ) -> tuple[list[float], float]:
+    """Run `op` n times from `concurrency` workers; returns (latencies in s, wall time in s)."""
+    lat: list[float] = []
+    left = n
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            await op()
+            lat.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return lat, time.perf_counter() - t0
+
+
+async def interleaved(modes: dict[str, Callable[[], Awaitable[Any]]], total: int, rounds: int,
+                      warm: int, concurrency: int) -> dict[str, dict[str, Any]]:
+    """Compare modes fairly on a noisy machine: warm each up, then alternate them in `rounds`
+    rounds (order rotated every round) so drift hits every mode alike. Per mode: the latency
+    summary over all rounds, ops/s and the per-round p50s."""
+    names = list(modes)
+    for m in names:
+        await closed_loop(modes[m], warm, concurrency)
+    lat: dict[str, list[float]] = {m: [] for m in names}
+    wall = dict.fromkeys(names, 0.0)
+    p50s: dict[str, list[float]] = {m: [] for m in names}
+    for r in range(rounds):
+        for m in names[r % len(names):] + names[:r % len(names)]:
+            got, w = await closed_loop(modes[m], total // rounds, concurrency)
+            lat[m] += got
+            wall[m] += w
+            p50s[m].append(summarize(got)["p50"])
+        log(f"  round {r + 1}/{rounds}: p50 "
+            + ", ".join(f"{m} {p50s[m][-1]:.2f} ms" for m in names))
+    return {m: {**summarize(lat[m]), "ops_per_s": len(lat[m]) / wall[m], "round_p50s": p50s[m]}
+            for m in names}
+
+
+MEMORY_SQL = "SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts"
+
+
+async def pool_backend_memory_mb(pool: Any) -> list[float]:
+    """Server-side memory (MB) of every connection of an asyncpg pool, acquired all at once."""
+    conns = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        return [(await c.fetchval(MEMORY_SQL)) / 1048576 for c in conns]
+    finally:
+        for c in conns:
+            await pool.release(c)
+
+
+class BackgroundLoad:
+    """`workers` tasks run `op` in a loop until exit; records (start, duration) per call and
+    counts exceptions by type (the load goes on). `between(t0, t1)` summarizes a time window."""
+
+    def __init__(self, op: Callable[[], Awaitable[Any]], workers: int) -> None:
+        self.op, self.workers = op, workers
+        self.samples: list[tuple[float, float]] = []
+        self.errors: dict[str, int] = {}
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                await self.op()
+            except Exception as exc:
+                self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
+            self.samples.append((t0, time.perf_counter() - t0))
+
+    async def __aenter__(self) -> BackgroundLoad:
+        self._tasks = [asyncio.create_task(self._run()) for _ in range(self.workers)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    def between(self, t0: float, t1: float) -> dict[str, float]:
+        return summarize([d for t, d in self.samples if t0 <= t < t1])
+
+
+def lat3(s: dict[str, float], keys: Sequence[str] = ("p50", "p99", "max")) -> str:
+    """'p50/p99/max' of a summary, one decimal."""
+    return "/".join(f"{s[k]:.1f}" for k in keys)
+
+
+def min_med_max(values: Sequence[float]) -> list[float]:
+    xs = sorted(values) or [math.nan]
+    return [xs[0], xs[len(xs) // 2], xs[-1]]
+
+
+def targets_table(targets: Sequence[tuple[str, float, float]]) -> tuple[str, list[dict[str, Any]]]:
+    """(name, value, limit) triples, met when value <= limit: a markdown table and JSON rows."""
+    rows = [{"target": k, "value": v, "limit": lim, "met": None if math.isnan(v) else v <= lim}
+            for k, v, lim in targets]
+    return md_table(["target", "value", "limit", "met"],
+                    [[x["target"], x["value"], x["limit"], x["met"]] for x in rows]), rows
+
+
+def compare_table(configs: Sequence[dict[str, Any]], key: str, modes: Sequence[str],
+                  baseline: str) -> str:
+    """Markdown rows per config and mode (results of `interleaved`): latency, ops/s and the
+    p50 / p99 ratios against `baseline` from the same config."""
+    rows = [[cfg[key], m, cfg[m]["p50"], cfg[m]["p99"], cfg[m]["max"], cfg[m]["ops_per_s"],
+             ratio(cfg[m]["p50"], cfg[baseline]["p50"]), ratio(cfg[m]["p99"], cfg[baseline]["p99"])]
+            for cfg in configs for m in modes]
+    return md_table([key, "mode", "p50 ms", "p99 ms", "max ms", "ops/s", f"p50/{baseline}",
+                     f"p99/{baseline}"], rows)
 
 
 @asynccontextmanager
@@ -158,8 +273,8 @@ async def scratch_settings(database_url: str | None, prefix: str = "sm_bench",
                 await admin.execute(f'CREATE DATABASE "{name}"')
             finally:
                 await admin.close()
-            yield Settings(data_dir=tmp, _env_file=None,
-                           database_url=_with_database(database_url, name), **overrides)
+            url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+            yield Settings(data_dir=tmp, _env_file=None, database_url=url, **overrides)
     finally:
         if name is not None:
             admin = await asyncpg.connect(database_url)

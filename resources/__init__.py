@@ -1,0 +1,10 @@
+"""MCP resources and prompts. Each module exposes `register(server)`."""
+
+from . import prompts, tenant
+
+MODULES = (tenant, prompts)
+
+
+def register_all(server) -> None:  # noqa: ANN001 - MCPServer
+    for module in MODULES:
+        module.register(server)

@@ -1,0 +1,10 @@
+"""MCP tool modules, one per domain. Each exposes `register(server)`."""
+
+from . import customers, system, tickets
+
+MODULES = (system, customers, tickets)
+
+
+def register_all(server) -> None:  # noqa: ANN001 - MCPServer
+    for module in MODULES:
+        module.register(server)

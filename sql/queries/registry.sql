@@ -43,3 +43,6 @@ DELETE FROM public.tenants WHERE slug = :slug RETURNING schema_name;
 
 -- name: count-tenants()$
 SELECT count(*) FROM public.tenants;
+
+-- name: get-tenant-profile(slug)^
+SELECT slug, name, branding, policies FROM public.tenants WHERE slug = :slug;

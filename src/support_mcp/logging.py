@@ -258,6 +258,11 @@ def bind_context(**kv: Any) -> None:
     structlog.contextvars.bind_contextvars(**kv)
 
 
+def unbind_context(*keys: str) -> None:
+    """Drop the given keys bound with :func:`bind_context`."""
+    structlog.contextvars.unbind_contextvars(*keys)
+
+
 def clear_context() -> None:
     """Drop all request-scoped context bound with :func:`bind_context`."""
     structlog.contextvars.clear_contextvars()

@@ -139,3 +139,13 @@ async def delete_tenant(db: Database, slug: str) -> None:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
         await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
     log.info("tenant_deleted", tenant=slug)
+
+
+async def get_profile(db: Database, slug: str) -> dict[str, Any]:
+    """Name, branding and policies: the part of the registry row a tenant's agent may read."""
+    validate_slug(slug)
+    async with db.connection() as conn:
+        row = await queries.get_tenant_profile(conn, slug=slug)
+    if row is None:
+        raise NotFound(f"unknown tenant '{slug}'")
+    return dict(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import db_commands, demo, tenants
+from . import db_commands, demo, serve, tenants
 
 app = typer.Typer(
     name="support-mcp",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(tenants.app, name="tenants")
 db_commands.register(app)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,310 @@
+"""Tenancy bench (not a test): provisioning, scoped vs raw ops at 10 and N tenants, server
+memory per connection, tenant migrations under live load. Markdown on stdout, JSON to --out.
+Order: provision P (sequential, measured) -> ops @10 -> migrate v2 over P under load -> grow to
+N (parallel; new tenants get v2) -> ops @N -> memory -> migrate v3 over N under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (MEMORY_SQL, BackgroundLoad, LoopLag, bounded_map,  # noqa: E402, I001
+                    compare_table, interleaved, lat3, log, machine, md_table, min_med_max,
+                    pool_backend_memory_mb, ratio, rss_mb, scratch_settings, summarize,
+                    targets_table, write_json)
+from support_mcp import migrations, tenancy  # noqa: E402
+from support_mcp.db import Database  # noqa: E402
+from support_mcp.logging import configure_logging  # noqa: E402
+
+CONC = 16
+CUSTOMER = uuid.UUID(int=1)  # the one customer every tenant (and bench_single) gets upfront
+INS_CUSTOMER = "INSERT INTO customers (id, name) VALUES ($1, 'Bench customer')"
+INS_TICKET = "INSERT INTO tickets (customer_id, subject) VALUES ($1, $2) RETURNING id"
+GET_TICKET = "SELECT id, number, subject, status, created_at FROM tickets WHERE id = $1"
+COUNT = "SELECT count(*) FROM tickets"
+LATEST = "SELECT id, number, subject FROM tickets ORDER BY created_at DESC LIMIT 1"
+ENTER = "SELECT public.support_mcp_enter_tenant($1, false)"
+V2 = migrations.Migration(2, "bench_add_column", "ALTER TABLE tickets ADD COLUMN bench_note text")
+V3 = migrations.Migration(3, "bench_add_column_3", "ALTER TABLE tickets ADD COLUMN bench_3 text")
+MB = 1024 * 1024
+now = time.perf_counter
+
+
+def slug(i: int) -> str:
+    return f"bt{i:05d}"
+
+
+async def seed_customer(db: Database, s: str) -> None:
+    async with db.tenant_scope(s) as sc:
+        await sc.conn.execute(INS_CUSTOMER, CUSTOMER)
+
+
+async def provision_measured(db: Database, n: int) -> dict[str, Any]:
+    """n sequential create_tenant calls; every 10th also a bare schema + the same DDL (baseline)."""
+    v1 = migrations.load("tenant")[0].sql
+    lat, bare = [], []
+    for i in range(n):
+        t0 = now()
+        await tenancy.create_tenant(db, slug(i), f"Bench {i}")
+        lat.append(now() - t0)
+        await seed_customer(db, slug(i))
+        if i % 10 == 0:
+            t0 = now()
+            async with db.global_scope() as c:
+                await c.execute(f"CREATE SCHEMA bench_bare_{i}")
+                await c.execute(f"SET LOCAL search_path = bench_bare_{i}")
+                await c.execute(v1)
+            bare.append(now() - t0)
+        if (i + 1) % 250 == 0:
+            log(f"  provisioned {i + 1}/{n}")
+    async with db.global_scope() as c:
+        bare_names = ", ".join(f"bench_bare_{i}" for i in range(0, n, 10))
+        await c.execute(f"DROP SCHEMA {bare_names} CASCADE")
+    k = max(1, n // 10)
+    return {"create_tenant": summarize(lat), "bare_schema_ddl": summarize(bare),
+            "first_10pct": summarize(lat[:k]), "last_10pct": summarize(lat[-k:])}
+
+
+async def provision_fast(db: Database, start: int, stop: int, tmpl: list, parallel: int = 4
+                         ) -> float:
+    async def one(i: int) -> None:
+        await tenancy.create_tenant(db, slug(i), f"Bench {i}", tenant_migrations=tmpl)
+        await seed_customer(db, slug(i))
+        if (i + 1) % 1000 == 0:
+            log(f"  provisioned {i + 1}/{stop}")
+
+    t0 = now()
+    await bounded_map(one, range(start, stop), parallel)
+    return now() - t0
+
+
+async def op_scoped(db: Database, s: str) -> None:
+    async with db.tenant_scope(s) as sc:
+        tid = await sc.conn.fetchval(INS_TICKET, CUSTOMER, "bench")
+        await sc.conn.fetchrow(GET_TICKET, tid)
+
+
+async def op_raw(pool: asyncpg.Pool, in_tx: bool) -> None:
+    async with pool.acquire() as c:
+        tx = c.transaction() if in_tx else contextlib.nullcontext()
+        async with tx:
+            tid = await c.fetchval(INS_TICKET, CUSTOMER, "bench")
+            await c.fetchrow(GET_TICKET, tid)
+
+
+async def compare(db: Database, raw: asyncpg.Pool, slugs: list[str], ops: int, rounds: int,
+                  warm: int) -> dict[str, Any]:
+    """Scoped op (random tenant) vs the same statements on bench_single: (a) one transaction,
+    (b) autocommit. Interleaved rounds; ratios from pooled medians and per round."""
+    out: dict[str, Any] = await interleaved({
+        "scoped": lambda: op_scoped(db, random.choice(slugs)),
+        "raw_tx": lambda: op_raw(raw, True),
+        "raw_autocommit": lambda: op_raw(raw, False)}, ops, rounds, warm, CONC)
+    sc, tx, ac = out["scoped"], out["raw_tx"], out["raw_autocommit"]
+    out["ratio_p50_scoped_raw_tx"] = ratio(sc["p50"], tx["p50"])
+    out["ratio_p99_scoped_raw_tx"] = ratio(sc["p99"], tx["p99"])
+    out["ratio_p50_scoped_raw_autocommit"] = ratio(sc["p50"], ac["p50"])
+    out["round_ratios_p50"] = [ratio(a, b) for a, b in zip(sc["round_p50s"], tx["round_p50s"])]
+    out["tenants"] = len(slugs)
+    return out
+
+
+async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
+    """One connection, no recycling, runs the scoped op once in every tenant (cold caches),
+    then again in the last 500 (warm): memory checkpoints and cold vs warm op latency."""
+    c = await asyncpg.connect(dsn)
+    marks = {len(slugs) * k // 10 for k in (1, 2, 5, 10)}
+    curve, cold, warm = {0: (await c.fetchval(MEMORY_SQL)) / MB}, [], []
+    try:
+        for k, s in enumerate(slugs + slugs[-500:], 1):
+            t0 = now()
+            async with c.transaction():
+                await c.fetchval(ENTER, s)
+                tid = await c.fetchval(INS_TICKET, CUSTOMER, "touch")
+                await c.fetchrow(GET_TICKET, tid)
+            (cold if k <= len(slugs) else warm).append(now() - t0)
+            if k in marks:
+                curve[k] = (await c.fetchval(MEMORY_SQL)) / MB
+                log(f"  raw connection: {k} tenants touched, {curve[k]:.1f} MB")
+    finally:
+        await c.close()
+    return {"mb_by_tenants_touched": curve, "cold_op_c1": summarize(cold),
+            "warm_op_c1": summarize(warm)}
+
+
+async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_s: float,
+                             workers: int = 4) -> dict[str, Any]:
+    """Live scoped reads for before_s seconds (baseline), then while migrate_all runs on its own
+    pool (as the `support-mcp migrate` process would)."""
+    s = db.settings.model_copy(update={
+        "database_url": SecretStr(db.dsn or ""), "db_pool_min_size": 1,
+        "db_pool_max_size": db.settings.migrate_concurrency})
+    mdb = await Database(s).start()
+
+    async def read() -> None:
+        async with db.tenant_scope(random.choice(slugs)) as sc:
+            await sc.conn.fetchval(COUNT)
+            await sc.conn.fetchrow(LATEST)
+
+    try:
+        async with BackgroundLoad(read, workers) as load:
+            b0 = now()
+            with LoopLag() as lag_before:
+                await asyncio.sleep(before_s)
+            with LoopLag() as lag:
+                m0 = now()
+                rep = await migrations.migrate_all(mdb, migrations=migs)
+                m1 = now()
+    finally:
+        await mdb.close()
+    before, during = load.between(b0, m0), load.between(m0, m1)
+    return {"tenants": rep.tenants, "migrated": rep.migrated, "up_to_date": rep.up_to_date,
+            "failed": len(rep.failed), "total_s": m1 - m0,
+            "per_tenant_ms": (m1 - m0) * 1000 / len(slugs),
+            "live_before": before, "live_during": during, "live_errors": load.errors,
+            "ratio_p50_during_before": ratio(during["p50"], before["p50"]),
+            "ratio_p99_during_before": ratio(during["p99"], before["p99"]),
+            "loop_lag_max_ms_before": lag_before.max_ms(), "loop_lag_max_ms_during": lag.max_ms(),
+            "concurrency": db.settings.migrate_concurrency}
+
+
+async def run(a: argparse.Namespace) -> dict[str, Any]:
+    n_prov, n_all = (50, 200) if a.quick else (a.provision, a.tenants)
+    ops, rounds, warm, pause = (300, 3, 60, 2) if a.quick else (a.ops, a.rounds, 300, 5)
+    cfg = {"quick": a.quick, "provision": n_prov, "tenants": n_all, "ops_per_mode": ops,
+           "rounds": rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded"}
+    res: dict[str, Any] = {"machine": machine(), "config": cfg}
+    async with scratch_settings(a.database_url, db_pool_min_size=CONC, db_pool_max_size=CONC) as st:
+        db, raw = await Database(st).start(), None
+        try:
+            async with db.global_scope() as c:  # baseline: one plain schema owned by the app user
+                cfg["server_version"] = await c.fetchval("SHOW server_version")
+                await c.execute("CREATE SCHEMA bench_single; SET LOCAL search_path = bench_single")
+                await c.execute(migrations.load("tenant")[0].sql)
+                await c.execute(INS_CUSTOMER, CUSTOMER)
+            cfg["db_pool_max_queries"] = st.db_pool_max_queries
+            raw = await asyncpg.create_pool(
+                db.dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
+                max_inactive_connection_lifetime=st.db_pool_max_idle_seconds,
+                server_settings={"search_path": "bench_single"})
+            log(f"1. provisioning {n_prov} tenants sequentially")
+            res["provision"] = await provision_measured(db, n_prov)
+            slugs = [slug(i) for i in range(n_prov)]
+            log("2a. scoped vs raw @10 tenants")
+            res["ops_10"] = await compare(db, raw, slugs[:10], ops, rounds, warm)
+            tmpl2 = migrations.load("tenant") + [V2]
+            log(f"4a. migrate v2 over {n_prov} tenants under live load")
+            res["migrate_small"] = await migrate_under_load(db, tmpl2, slugs, pause)
+            log(f"growing to {n_all} tenants (4 in parallel, not measured)")
+            res["provision_fast_s"] = await provision_fast(db, n_prov, n_all, tmpl2)
+            slugs = [slug(i) for i in range(n_all)]
+            log(f"2b. scoped vs raw @{n_all} tenants")
+            res["ops_all"] = await compare(db, raw, slugs, ops, rounds, warm)
+            for m in ("scoped", "raw_tx"):
+                res[f"ratio_p50_{m}_all_vs_10"] = ratio(res["ops_all"][m]["p50"],
+                                                        res["ops_10"][m]["p50"])
+            log("3. memory per pooled connection, then one raw connection over all tenants")
+            try:
+                res["memory"] = {"scoped_pool_mb": await pool_backend_memory_mb(db.pool),
+                                 "raw_pool_mb": await pool_backend_memory_mb(raw),
+                                 "one_conn_all_tenants": await raw_conn_memory(db.dsn, slugs)}
+            except asyncpg.InsufficientPrivilegeError as exc:
+                res["memory"] = {"error": f"pg_backend_memory_contexts not readable: {exc}"}
+            log(f"4b. migrate v3 over {n_all} tenants under live load")
+            res["migrate_all"] = await migrate_under_load(db, tmpl2 + [V3], slugs, pause)
+        finally:
+            if raw is not None:
+                await raw.close()
+            await db.close()
+    res["client_rss_mb"] = rss_mb()
+    return res
+
+
+def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    c, p, o10, on, mem = r["config"], r["provision"], r["ops_10"], r["ops_all"], r.get("memory", {})
+    n, ms, ma = c["tenants"], r["migrate_small"], r["migrate_all"]
+    out = [f"# Tenancy bench: {c['server']} PostgreSQL {c['server_version']}, "
+           f"{r['machine']['cpus']} CPUs, {'quick' if c['quick'] else 'full'} run",
+           f"\n## 1. Provisioning ({c['provision']} tenants, sequential)",
+           md_table(["what", "n", "p50 ms", "p99 ms", "max ms", "mean ms"],
+                    [[k, v["n"], v["p50"], v["p99"], v["max"], v["mean"]] for k, v in p.items()]),
+           f"\ncreate_tenant / bare DDL p50: "
+           f"{ratio(p['create_tenant']['p50'], p['bare_schema_ddl']['p50']):.2f}; "
+           f"growing to {n} tenants (4 in parallel) took {r['provision_fast_s']:.1f} s",
+           f"\n## 2. Op = insert ticket + read it back, committed; concurrency {CONC}, "
+           f"{c['ops_per_mode']} ops/mode in {c['rounds']} interleaved rounds",
+           compare_table((o10, on), "tenants", ("scoped", "raw_tx", "raw_autocommit"), "raw_tx"),
+           "\nper-round p50 ratio scoped/raw_tx: " + "; ".join(
+               f"@{o['tenants']}: " + " ".join(f"{x:.2f}" for x in o["round_ratios_p50"])
+               for o in (o10, on)),
+           f"\np50@{n} / p50@10: scoped {r['ratio_p50_scoped_all_vs_10']:.2f}, "
+           f"raw_tx {r['ratio_p50_raw_tx_all_vs_10']:.2f}",
+           "\n## 3. Server memory per connection (MB)"]
+    if "error" in mem:
+        out.append(mem["error"])
+    else:
+        one, cold, warm = (mem["one_conn_all_tenants"], mem["one_conn_all_tenants"]["cold_op_c1"],
+                           mem["one_conn_all_tenants"]["warm_op_c1"])
+        out += [md_table(["connections", "min", "median", "max"], [
+            [f"scoped pool after @{n} load ({len(mem['scoped_pool_mb'])} conns, max_queries="
+             f"{c['db_pool_max_queries']})", *min_med_max(mem["scoped_pool_mb"])],
+            ["raw pool, bench_single", *min_med_max(mem["raw_pool_mb"])]]),
+            "\none raw connection, no recycling: " + ", ".join(
+                f"{k} tenants {v:.1f} MB" for k, v in one["mb_by_tenants_touched"].items()),
+            f"\nits op latency at concurrency 1, p50/p99/max ms: first touch {lat3(cold)}, "
+            f"warm {lat3(warm)} (p50 ratio {ratio(cold['p50'], warm['p50']):.2f})"]
+    out += ["\n## 4. Tenant migration (ADD COLUMN) under live load: 4 workers, scoped count + read",
+            md_table(["tenants", "total s", "ms/tenant", "migrated", "failed",
+                      "live before p50/p99/max ms", "live during p50/p99/max ms",
+                      "p99 during/before", "errors", "loop lag max ms"],
+                     [[m["tenants"], m["total_s"], m["per_tenant_ms"], m["migrated"], m["failed"],
+                       lat3(m["live_before"]), lat3(m["live_during"]),
+                       m["ratio_p99_during_before"], m["live_errors"] or "-",
+                       m["loop_lag_max_ms_during"]] for m in (ms, ma)])]
+    table, rows = targets_table([
+        ("provisioning p50 ms", p["create_tenant"]["p50"], 25),
+        ("scoped/raw_tx p50 @10", o10["ratio_p50_scoped_raw_tx"], 1.15),
+        (f"scoped/raw_tx p50 @{n}", on["ratio_p50_scoped_raw_tx"], 1.15),
+        (f"scoped p50@{n} / p50@10", r["ratio_p50_scoped_all_vs_10"], 1.2),
+        ("max server MB per pooled connection", max(mem.get("scoped_pool_mb") or [-1.0]), 100),
+        (f"migrate {ma['tenants']} tenants, s", ma["total_s"], 120),
+        (f"live max ms during migrate {ms['tenants']}", ms["live_during"]["max"], 100),
+        (f"live max ms during migrate {ma['tenants']}", ma["live_during"]["max"], 100)])
+    return "\n".join([*out, "\n## Targets", table]), rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tenants", type=int, default=10000, help="tenants in the large config")
+    ap.add_argument("--provision", type=int, default=1000, help="tenants created sequentially")
+    ap.add_argument("--ops", type=int, default=3600, help="measured ops per mode and config")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per config")
+    ap.add_argument("--quick", action="store_true", help="50/200 tenants, 300 ops: smoke run")
+    ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
+    ap.add_argument("--out", type=Path, help="JSON path (default bench/results/tenancy.json)")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    random.seed(a.seed)
+    configure_logging("WARNING", "console")
+    res = asyncio.run(run(a))
+    text, res["targets"] = render(res)
+    print(text)
+    out = a.out or Path(__file__).resolve().parent / "results" / (
+        "tenancy_quick.json" if a.quick else "tenancy.json")
+    log(f"wrote {write_json(out, res)}")
+
+
+if __name__ == "__main__":
+    main()

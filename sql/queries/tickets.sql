@@ -1,0 +1,70 @@
+-- Tickets and their threads, inside one tenant's scope (unqualified names).
+
+-- name: insert-ticket(customer_id, subject, description, priority, tags)^
+INSERT INTO tickets (customer_id, subject, description, priority, tags)
+VALUES (:customer_id, :subject, :description, :priority, :tags)
+RETURNING id, number, customer_id, subject, description, status, priority, assignee, tags,
+          created_at, updated_at;
+
+-- name: get-ticket-by-id(id)^
+SELECT id, number, customer_id, subject, description, status, priority, assignee, tags,
+       created_at, updated_at
+FROM tickets WHERE id = :id;
+
+-- name: get-ticket-by-number(number)^
+SELECT id, number, customer_id, subject, description, status, priority, assignee, tags,
+       created_at, updated_at
+FROM tickets WHERE number = :number;
+
+-- name: lock-ticket(id)^
+SELECT id, number, status FROM tickets WHERE id = :id FOR UPDATE;
+
+-- name: list-tickets(status, priority, customer_id, tag, assignee, text_pattern, after_created, after_id, limit)
+SELECT id, number, customer_id, subject, status, priority, assignee, tags, created_at, updated_at
+FROM tickets
+WHERE (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:priority AS text) IS NULL OR priority = :priority)
+  AND (CAST(:customer_id AS uuid) IS NULL OR customer_id = :customer_id)
+  AND (CAST(:tag AS text) IS NULL OR tags @> ARRAY[CAST(:tag AS text)])
+  AND (CAST(:assignee AS text) IS NULL OR assignee = :assignee)
+  AND (CAST(:text_pattern AS text) IS NULL
+       OR subject ILIKE :text_pattern ESCAPE '\' OR description ILIKE :text_pattern ESCAPE '\')
+  AND (CAST(:after_created AS timestamptz) IS NULL
+       OR (created_at, id) < (CAST(:after_created AS timestamptz), CAST(:after_id AS uuid)))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
+
+-- name: update-ticket(id, status, priority, set_assignee, assignee, add_tags, remove_tags)^
+UPDATE tickets SET
+    status = coalesce(:status, status),
+    priority = coalesce(:priority, priority),
+    assignee = CASE WHEN :set_assignee THEN :assignee ELSE assignee END,
+    tags = ARRAY(SELECT DISTINCT x FROM unnest(tags || CAST(:add_tags AS text[])) AS x
+                 WHERE x <> ALL (CAST(:remove_tags AS text[])) ORDER BY x),
+    updated_at = now()
+WHERE id = :id
+RETURNING id, number, customer_id, subject, description, status, priority, assignee, tags,
+          created_at, updated_at;
+
+-- name: set-ticket-status(id, status)!
+UPDATE tickets SET status = :status, updated_at = now() WHERE id = :id;
+
+-- name: touch-ticket(id)!
+UPDATE tickets SET updated_at = now() WHERE id = :id;
+
+-- name: insert-message(ticket_id, author_role, internal, content)^
+INSERT INTO messages (ticket_id, author_role, internal, content)
+VALUES (:ticket_id, :author_role, :internal, :content)
+RETURNING id, ticket_id, author_role, internal, content, created_at;
+
+-- name: list-messages(ticket_id, after_created, after_id, limit)
+SELECT id, ticket_id, author_role, internal, content, created_at
+FROM messages
+WHERE ticket_id = :ticket_id
+  AND (CAST(:after_created AS timestamptz) IS NULL
+       OR (created_at, id) > (CAST(:after_created AS timestamptz), CAST(:after_id AS uuid)))
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: count-messages(ticket_id)$
+SELECT count(*) FROM messages WHERE ticket_id = :ticket_id;

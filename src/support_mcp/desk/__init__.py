@@ -1,0 +1,1 @@
+"""The support-desk domain: customers, tickets, threads. Functions take a scoped connection."""

@@ -1,0 +1,117 @@
+"""How tools are declared: one wrapper gives every tool the same error, logging and
+authorization behaviour, and `scoped()` is the one authorization + scoping path.
+
+A data tool that finishes without having gone through `scoped()` for its own `tenant`
+argument fails closed (and a registry test checks every data tool).
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from . import access
+from .app import App
+from .db import Scope
+from .errors import SupportError
+from .logging import bind_context, get_logger, unbind_context
+
+log = get_logger("support_mcp.tools")
+
+Kind = Literal["global", "read", "write", "destructive"]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+#: name -> kind of every registered tool (registry-wide tests read this)
+TOOL_KINDS: dict[str, Kind] = {}
+
+TenantArg = Annotated[
+    str,
+    Field(description="Tenant slug (the company whose data to use), e.g. 'acme'. Required on every data tool.",
+          min_length=1, max_length=40),
+]
+
+_authorized: ContextVar[str | None] = ContextVar("support_mcp_authorized", default=None)
+
+_ANNOTATIONS: dict[Kind, ToolAnnotations] = {
+    "global": ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                              open_world_hint=False),
+    "read": ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                            open_world_hint=False),
+    "write": ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                             open_world_hint=False),
+    "destructive": ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
+                                   open_world_hint=False),
+}
+_SCOPE_FOR: dict[Kind, str] = {"read": "read", "write": "write", "destructive": "write"}
+
+
+def app_of(ctx: Context) -> App:
+    return ctx.request_context.lifespan_context
+
+
+@asynccontextmanager
+async def scoped(ctx: Context, tenant: str, scope: str = "read") -> AsyncIterator[Scope]:
+    """Authorize the caller for `tenant`, then enter the tenant's database scope."""
+    app = app_of(ctx)
+    access.authorize(app.principal_for(ctx), tenant, scope)
+    _authorized.set(tenant)
+    async with app.db.tenant_scope(tenant) as s:
+        yield s
+
+
+def tool(server: MCPServer, kind: Kind, *, title: str | None = None,
+         idempotent: bool | None = None) -> Callable[[F], F]:
+    """Register `fn` as an MCP tool of the given kind (see module doc)."""
+
+    def deco(fn: F) -> F:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            tenant = kwargs.get("tenant")
+            token = _authorized.set(None)
+            ref = secrets.token_hex(4)
+            bind_context(tool=name, tenant=tenant, call=ref)
+            outcome, started = "ok", time.perf_counter()
+            try:
+                result = await fn(*args, **kwargs)
+                if kind != "global" and _authorized.get() != tenant:
+                    raise RuntimeError(f"data tool {name} returned without authorizing its tenant")
+                return result
+            except SupportError as exc:
+                outcome = exc.kind
+                raise ToolError(str(exc)) from None
+            except ToolError:
+                outcome = "invalid_input"
+                raise
+            except Exception:
+                outcome = "internal"
+                log.exception("tool_crashed")
+                raise ToolError(f"internal error in {name} (reference {ref}); the server log has details") from None
+            finally:
+                log.info("tool_call", outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 2))
+                unbind_context("tool", "tenant", "call")
+                _authorized.reset(token)
+
+        ann = _ANNOTATIONS[kind]
+        if idempotent is not None:
+            ann = ann.model_copy(update={"idempotent_hint": idempotent})
+        server.tool(name=name, title=title, annotations=ann)(wrapper)
+        TOOL_KINDS[name] = kind
+        return fn
+
+    return deco
+
+
+def scope_for(kind: Kind) -> str:
+    return _SCOPE_FOR[kind]
