@@ -33,12 +33,8 @@ CUSTOMER = uuid.UUID(int=1)  # the one customer every tenant (and bench_single) 
 INS_CUSTOMER = "INSERT INTO customers (id, name) VALUES ($1, 'Bench customer')"
 INS_TICKET = "INSERT INTO tickets (customer_id, subject) VALUES ($1, $2) RETURNING id"
 GET_TICKET = "SELECT id, number, subject, status, created_at FROM tickets WHERE id = $1"
-COUNT = "SELECT count(*) FROM tickets"
-LATEST = "SELECT id, number, subject FROM tickets ORDER BY created_at DESC LIMIT 1"
-ENTER = "SELECT public.support_mcp_enter_tenant($1, false)"
 V2 = migrations.Migration(2, "bench_add_column", "ALTER TABLE tickets ADD COLUMN bench_note text")
 V3 = migrations.Migration(3, "bench_add_column_3", "ALTER TABLE tickets ADD COLUMN bench_3 text")
-MB = 1024 * 1024
 now = time.perf_counter
 
 
@@ -63,22 +59,19 @@ async def provision_measured(db: Database, n: int) -> dict[str, Any]:
         if i % 10 == 0:
             t0 = now()
             async with db.global_scope() as c:
-                await c.execute(f"CREATE SCHEMA bench_bare_{i}")
-                await c.execute(f"SET LOCAL search_path = bench_bare_{i}")
+                await c.execute("CREATE SCHEMA bench_bare; SET LOCAL search_path = bench_bare")
                 await c.execute(v1)
             bare.append(now() - t0)
+            async with db.connection() as c:
+                await c.execute("DROP SCHEMA bench_bare CASCADE")
         if (i + 1) % 250 == 0:
             log(f"  provisioned {i + 1}/{n}")
-    async with db.global_scope() as c:
-        bare_names = ", ".join(f"bench_bare_{i}" for i in range(0, n, 10))
-        await c.execute(f"DROP SCHEMA {bare_names} CASCADE")
     k = max(1, n // 10)
     return {"create_tenant": summarize(lat), "bare_schema_ddl": summarize(bare),
             "first_10pct": summarize(lat[:k]), "last_10pct": summarize(lat[-k:])}
 
 
-async def provision_fast(db: Database, start: int, stop: int, tmpl: list, parallel: int = 4
-                         ) -> float:
+async def provision_fast(db: Database, start: int, stop: int, tmpl: list) -> float:
     async def one(i: int) -> None:
         await tenancy.create_tenant(db, slug(i), f"Bench {i}", tenant_migrations=tmpl)
         await seed_customer(db, slug(i))
@@ -86,7 +79,7 @@ async def provision_fast(db: Database, start: int, stop: int, tmpl: list, parall
             log(f"  provisioned {i + 1}/{stop}")
 
     t0 = now()
-    await bounded_map(one, range(start, stop), parallel)
+    await bounded_map(one, range(start, stop), 4)
     return now() - t0
 
 
@@ -97,11 +90,9 @@ async def op_scoped(db: Database, s: str) -> None:
 
 
 async def op_raw(pool: asyncpg.Pool, in_tx: bool) -> None:
-    async with pool.acquire() as c:
-        tx = c.transaction() if in_tx else contextlib.nullcontext()
-        async with tx:
-            tid = await c.fetchval(INS_TICKET, CUSTOMER, "bench")
-            await c.fetchrow(GET_TICKET, tid)
+    async with pool.acquire() as c, c.transaction() if in_tx else contextlib.nullcontext():
+        tid = await c.fetchval(INS_TICKET, CUSTOMER, "bench")
+        await c.fetchrow(GET_TICKET, tid)
 
 
 async def compare(db: Database, raw: asyncpg.Pool, slugs: list[str], ops: int, rounds: int,
@@ -117,8 +108,7 @@ async def compare(db: Database, raw: asyncpg.Pool, slugs: list[str], ops: int, r
     out["ratio_p99_scoped_raw_tx"] = ratio(sc["p99"], tx["p99"])
     out["ratio_p50_scoped_raw_autocommit"] = ratio(sc["p50"], ac["p50"])
     out["round_ratios_p50"] = [ratio(a, b) for a, b in zip(sc["round_p50s"], tx["round_p50s"])]
-    out["tenants"] = len(slugs)
-    return out
+    return {**out, "tenants": len(slugs)}
 
 
 async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
@@ -126,17 +116,17 @@ async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
     then again in the last 500 (warm): memory checkpoints and cold vs warm op latency."""
     c = await asyncpg.connect(dsn)
     marks = {len(slugs) * k // 10 for k in (1, 2, 5, 10)}
-    curve, cold, warm = {0: (await c.fetchval(MEMORY_SQL)) / MB}, [], []
+    curve, cold, warm = {0: (await c.fetchval(MEMORY_SQL)) / 2**20}, [], []
     try:
         for k, s in enumerate(slugs + slugs[-500:], 1):
             t0 = now()
             async with c.transaction():
-                await c.fetchval(ENTER, s)
+                await c.fetchval("SELECT public.support_mcp_enter_tenant($1, false)", s)
                 tid = await c.fetchval(INS_TICKET, CUSTOMER, "touch")
                 await c.fetchrow(GET_TICKET, tid)
             (cold if k <= len(slugs) else warm).append(now() - t0)
             if k in marks:
-                curve[k] = (await c.fetchval(MEMORY_SQL)) / MB
+                curve[k] = (await c.fetchval(MEMORY_SQL)) / 2**20
                 log(f"  raw connection: {k} tenants touched, {curve[k]:.1f} MB")
     finally:
         await c.close()
@@ -155,8 +145,8 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
 
     async def read() -> None:
         async with db.tenant_scope(random.choice(slugs)) as sc:
-            await sc.conn.fetchval(COUNT)
-            await sc.conn.fetchrow(LATEST)
+            await sc.conn.fetchval("SELECT count(*) FROM tickets")
+            await sc.conn.fetchrow("SELECT subject FROM tickets ORDER BY created_at DESC LIMIT 1")
 
     try:
         async with BackgroundLoad(read, workers) as load:
@@ -176,8 +166,7 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
             "live_before": before, "live_during": during, "live_errors": load.errors,
             "ratio_p50_during_before": ratio(during["p50"], before["p50"]),
             "ratio_p99_during_before": ratio(during["p99"], before["p99"]),
-            "loop_lag_max_ms_before": lag_before.max_ms(), "loop_lag_max_ms_during": lag.max_ms(),
-            "concurrency": db.settings.migrate_concurrency}
+            "loop_lag_max_ms_before": lag_before.max_ms(), "loop_lag_max_ms_during": lag.max_ms()}
 
 
 async def run(a: argparse.Namespace) -> dict[str, Any]:

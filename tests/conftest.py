@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -16,6 +19,7 @@ import pytest
 
 from support_mcp import tenancy
 from support_mcp.db import Database
+from support_mcp.embedded import stop_embedded
 from support_mcp.logging import configure_logging
 from support_mcp.settings import Settings
 
@@ -28,11 +32,15 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
-    data_dir = tmp_path_factory.mktemp("data")
+async def settings() -> AsyncIterator[Settings]:
+    # Not under pytest's basetemp: pytest resets pytest-of-<user> to mode 0700, which would lock
+    # the embedded server's OS user (pgserver runs postgres as 'pgserver' when we are root) out.
+    data_dir = Path(tempfile.mkdtemp(prefix="support-mcp-test-"))
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
         yield Settings(data_dir=data_dir, _env_file=None, database_url=None)
+        stop_embedded(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
         return
     name = f"sm_test_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server_url)
@@ -51,6 +59,7 @@ async def settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
     finally:
         await admin.close()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +84,41 @@ def make_tenant(db: Database, unique_slug: Callable[[str], str]) -> Callable[...
         return slug
 
     return make
+
+
+# --- MCP-level fixtures: the real SDK client, in memory, against build_server ---------------
+
+class Caller:
+    """Thin helpers over mcp.Client for tests: `ok` expects success, `err` expects is_error."""
+
+    def __init__(self, client) -> None:  # noqa: ANN001 - mcp.Client
+        self.client = client
+
+    async def ok(self, tool: str, /, **args: object) -> dict:
+        r = await self.client.call_tool(tool, args)
+        assert not r.is_error, f"{tool} failed: {r.content[0].text if r.content else r}"
+        return r.structured_content
+
+    async def err(self, tool: str, /, **args: object) -> str:
+        r = await self.client.call_tool(tool, args)
+        assert r.is_error, f"{tool} unexpectedly succeeded: {r.structured_content}"
+        return r.content[0].text
+
+
+@pytest.fixture
+def connect(db: Database):
+    """`async with connect(tenants=[...]) as c:` (or all_tenants=True) -> Caller over mcp.Client."""
+    from contextlib import asynccontextmanager
+
+    import mcp
+
+    from support_mcp.access import Principal
+    from support_mcp.server import build_server
+
+    @asynccontextmanager
+    async def _connect(tenants: list[str] | None = None, all_tenants: bool = False, principal=None):  # noqa: ANN001
+        server = build_server(db.settings, principal or Principal.operator(tenants, all_tenants), db=db)
+        async with mcp.Client(server) as client:
+            yield Caller(client)
+
+    return _connect

@@ -26,8 +26,13 @@ def summarize(exc: ValidationError) -> str:
     return "invalid arguments: " + "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def _error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
 class ArgumentErrors:
-    """ServerMiddleware: pre-validates tools/call so clients get one actionable line."""
+    """ServerMiddleware: pre-validates tools/call so clients get one actionable line, and
+    refuses unknown argument names (a misspelt filter must not silently widen a query)."""
 
     server: MCPServer | None = None  # set right after the server is built
 
@@ -36,8 +41,15 @@ class ArgumentErrors:
         if self.server is not None and ctx.method == "tools/call" and isinstance(ctx.params, dict):
             tool = self.server._tool_manager.get_tool(str(ctx.params.get("name")))  # noqa: SLF001
             if tool is not None:
+                model = tool.fn_metadata.arg_model
+                arguments = ctx.params.get("arguments") or {}
+                unknown = sorted(set(arguments) - set(model.model_fields)) if isinstance(arguments, dict) else []
                 try:
-                    tool.fn_metadata.arg_model.model_validate(ctx.params.get("arguments") or {})
+                    model.model_validate(arguments)
                 except ValidationError as exc:
-                    return CallToolResult(content=[TextContent(type="text", text=summarize(exc))], is_error=True)
+                    return _error(summarize(exc))
+                if unknown:
+                    known = ", ".join(n for n in model.model_fields if n != "ctx")
+                    return _error(f"invalid arguments: {', '.join(u[:40] for u in unknown[:5])}: "
+                                  f"not an argument of this tool (its arguments: {known})")
         return await call_next(ctx)

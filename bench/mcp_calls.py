@@ -1,0 +1,363 @@
+"""MCP call bench (not a test): create_ticket / list_tickets latency via a direct domain call,
+in-memory MCP, stdio and stateless HTTP (JSON responses), then throughput of 16 HTTP clients over
+N tenants vs in-process scoped calls vs raw asyncpg. Markdown on stdout, JSON to --out.
+All processes log at WARNING (the INFO tool_call line per call is left out of every path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import mcp
+import psutil
+from mcp.client.stdio import StdioServerParameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
+                    scratch_settings, summarize, write_json)
+from support_mcp import migrations, tenancy  # noqa: E402
+from support_mcp.access import Principal  # noqa: E402
+from support_mcp.db import Database  # noqa: E402
+from support_mcp.desk import tickets  # noqa: E402
+from support_mcp.logging import configure_logging  # noqa: E402
+from support_mcp.server import build_server  # noqa: E402
+
+CONC = 16
+CUSTOMER = uuid.UUID(int=1)  # every tenant (and bench_single) gets this customer upfront
+CID = str(CUSTOMER)
+INS_CUSTOMER = "INSERT INTO customers (id, name) VALUES ($1, 'Bench customer')"
+INS_TICKET = "INSERT INTO tickets (customer_id, subject) VALUES ($1, $2) RETURNING id"
+GET_TICKET = "SELECT id, number, subject, status, created_at FROM tickets WHERE id = $1"
+W, R = "lat_w", "lat_r"  # latency tenants: creates go to W so R keeps its ~200 tickets
+TICKET = {"subject": "Printer on fire", "description": "It is on fire. Please advise."}
+now = time.perf_counter
+Op = Callable[[], Awaitable[Any]]
+
+
+async def call(c: mcp.Client, name: str, args: dict[str, Any]) -> Any:
+    r = await c.call_tool(name, args)
+    if r.is_error:
+        raise RuntimeError(f"{name} failed: {r.content}")
+    return r.structured_content
+
+
+def create_args(tenant: str) -> dict[str, Any]:
+    return {"tenant": tenant, **TICKET, "customer_id": CID}
+
+
+async def direct_create(db: Database, tenant: str) -> Any:
+    async with db.tenant_scope(tenant) as s:
+        return await tickets.create(s.conn, **TICKET, customer_email=None, customer_id=CID,
+                                    customer_name=None, priority="normal", tags=None)
+
+
+async def direct_list(db: Database, tenant: str, limit: int) -> Any:
+    async with db.tenant_scope(tenant) as s:
+        return await tickets.list_(s.conn, status=None, priority=None, customer=None, tag=None,
+                                   assignee=None, query=None, cursor=None, limit=limit)
+
+
+def server_env(st: Any) -> dict[str, str]:
+    """Point a server subprocess at the bench database (same data dir / URL)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SUPPORT_MCP_DATABASE_URL")}
+    env.update(SUPPORT_MCP_DATA_DIR=str(st.data_dir), SUPPORT_MCP_LOG_LEVEL="WARNING",
+               SUPPORT_MCP_DB_POOL_MAX_SIZE=str(CONC))
+    if st.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = st.database_url.get_secret_value()
+    return env
+
+
+async def start_http(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "support_mcp", "serve", "--transport", "http", "--stateless",
+        "--json-response", "--all-tenants", "--port", str(port), env=env, cwd=str(cwd))
+    deadline = now() + 60
+    while True:
+        if proc.returncode is not None or now() > deadline:
+            raise RuntimeError(f"HTTP server did not come up (exit code {proc.returncode})")
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return proc, port
+        except OSError:
+            await asyncio.sleep(0.1)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def seed(db: Database) -> None:
+    for t in (W, R):
+        await tenancy.create_tenant(db, t, t.title())
+        async with db.tenant_scope(t) as s:
+            await s.conn.execute(INS_CUSTOMER, CUSTOMER)
+    async with db.tenant_scope(R) as s:
+        await s.conn.executemany(INS_TICKET, [(CUSTOMER, f"Ticket {i}") for i in range(200)])
+    async with db.global_scope() as c:  # raw baseline: one plain schema owned by the app user
+        await c.execute("CREATE SCHEMA bench_single; SET LOCAL search_path = bench_single")
+        await c.execute(migrations.load("tenant")[0].sql)
+        await c.execute(INS_CUSTOMER, CUSTOMER)
+
+
+async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, rounds: int,
+                  warm: int) -> dict[str, Any]:
+    server = build_server(st, Principal.operator(None, True), db=db)
+    stdio = StdioServerParameters(command=sys.executable, args=["-m", "support_mcp", "serve", "--all-tenants"],
+                                  env=env, cwd=str(st.data_dir))
+    async with mcp.Client(server) as mem, mcp.Client(stdio) as sio, mcp.Client(url) as http:
+        modes: dict[str, Op] = {"create/direct": lambda: direct_create(db, W),
+                                "list/direct": lambda: direct_list(db, R, 20)}
+        for name, c in (("in-memory", mem), ("stdio", sio), ("http", http)):
+            modes[f"create/{name}"] = lambda c=c: call(c, "create_ticket", create_args(W))
+            modes[f"list/{name}"] = lambda c=c: call(c, "list_tickets", {"tenant": R, "limit": 20})
+        got = await call(http, "list_tickets", {"tenant": R, "limit": 20})
+        assert len(got["tickets"]) == 20, got
+        return await interleaved(modes, n, rounds, warm, 1)
+
+
+def cpu_snapshot(server_pid: int, postmaster: psutil.Process | None) -> dict[str, float]:
+    """CPU seconds of this process, the server subprocess and our PostgreSQL cluster (the
+    postmaster, its live children and the children it has reaped)."""
+    def secs(p: psutil.Process, reaped: bool = False) -> float:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return t.user + t.system + ((t.children_user + t.children_system) if reaped else 0.0)
+    pg = math.nan if postmaster is None else secs(postmaster, True) + sum(
+        secs(ch) for ch in postmaster.children())
+    return {"client": secs(psutil.Process()), "server": secs(psutil.Process(server_pid)), "postgres": pg}
+
+
+async def find_postmaster(db: Database) -> psutil.Process | None:
+    """The postmaster of a local server (parent of our backend), else None."""
+    async with db.connection() as c:
+        pid = await c.fetchval("SELECT pg_backend_pid()")
+    try:
+        return psutil.Process(pid).parent()
+    except psutil.Error:
+        return None
+
+
+def release_pg_handles(st: Any) -> list[int]:
+    """Drop dead pids from pgserver's handle list, so the embedded server stops when we exit:
+    a server subprocess that died without running atexit would keep it running. Returns them."""
+    path = Path(st.data_dir) / "pg" / ".handle_pids.json"
+    if st.database_url is not None or not path.exists():
+        return []
+    pids = json.loads(path.read_text())
+    dead = [p for p in pids if not psutil.pid_exists(p)]
+    path.write_text(json.dumps([p for p in pids if p not in dead]))
+    return dead
+
+
+async def run_for(ops: list[Op], seconds: float) -> tuple[list[float], float]:
+    """One worker per op, each looping until the deadline; returns (latencies, wall)."""
+    lat: list[float] = []
+    t_end = now() + seconds
+
+    async def worker(op: Op) -> None:
+        while now() < t_end:
+            t0 = now()
+            await op()
+            lat.append(now() - t0)
+
+    t0 = now()
+    await asyncio.gather(*(worker(op) for op in ops))
+    return lat, now() - t0
+
+
+async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int, slugs: list[str],
+                     seconds: float, rounds: int, warm: float) -> dict[str, Any]:
+    async def scoped_op() -> None:
+        t = random.choice(slugs)
+        created = await direct_create(db, t)
+        async with db.tenant_scope(t) as s:
+            await tickets.get(s.conn, str(created.id))
+
+    async def raw_op() -> None:  # autocommit: the insert commits, then the select, like 2 calls
+        async with raw.acquire() as c:
+            tid = await c.fetchval(INS_TICKET, CUSTOMER, "bench")
+            await c.fetchrow(GET_TICKET, tid)
+
+    clients = [mcp.Client(url) for _ in range(CONC)]
+    for c in clients:
+        await c.__aenter__()
+    try:
+        def mcp_op(c: mcp.Client) -> Op:
+            async def op() -> None:
+                t = random.choice(slugs)
+                created = await call(c, "create_ticket", create_args(t))
+                await call(c, "get_ticket", {"tenant": t, "ticket": created["id"]})
+            return op
+
+        modes: dict[str, list[Op]] = {"mcp_http": [mcp_op(c) for c in clients],
+                                      "scoped_in_process": [scoped_op] * CONC, "raw_asyncpg": [raw_op] * CONC}
+        names = list(modes)
+        acc = {m: {"lat": [], "wall": 0.0, "cpu": dict.fromkeys(("client", "server", "postgres"), 0.0),
+                   "round_ops_s": []} for m in names}
+        for m in names:
+            await run_for(modes[m], warm)
+        for r in range(rounds):
+            for m in names[r % len(names):] + names[:r % len(names)]:
+                c0 = cpu_snapshot(server_pid)
+                lat, wall = await run_for(modes[m], seconds / rounds)
+                c1 = cpu_snapshot(server_pid)
+                a = acc[m]
+                a["lat"] += lat
+                a["wall"] += wall
+                a["round_ops_s"].append(len(lat) / wall)
+                for k in a["cpu"]:
+                    a["cpu"][k] += c1[k] - c0[k]
+            log(f"  round {r + 1}/{rounds}: ops/s " + ", ".join(
+                f"{m} {acc[m]['round_ops_s'][-1]:.0f}" for m in names))
+    finally:
+        for c in reversed(clients):
+            await c.__aexit__(None, None, None)
+    out: dict[str, Any] = {}
+    for m, a in acc.items():
+        out[m] = {**summarize(a["lat"]), "ops": len(a["lat"]), "seconds": a["wall"],
+                  "ops_per_s": len(a["lat"]) / a["wall"], "round_ops_s": a["round_ops_s"],
+                  "cpu_pct": {k: 100 * v / a["wall"] for k, v in a["cpu"].items()}}
+    out["server_rss_mb"] = psutil.Process(server_pid).memory_info().rss / 2**20
+    out["ratio_mcp_raw"] = ratio(out["mcp_http"]["ops_per_s"], out["raw_asyncpg"]["ops_per_s"])
+    out["ratio_mcp_scoped"] = ratio(out["mcp_http"]["ops_per_s"], out["scoped_in_process"]["ops_per_s"])
+    out["ratio_scoped_raw"] = ratio(out["scoped_in_process"]["ops_per_s"], out["raw_asyncpg"]["ops_per_s"])
+    return out
+
+
+async def run(a: argparse.Namespace) -> dict[str, Any]:
+    n, rounds, warm = (200, 4, 30) if a.quick else (a.calls, a.rounds, 200)
+    n_ten, secs, t_rounds, t_warm = (50, 6.0, 2, 1.0) if a.quick else (a.tenants, a.seconds, 4, 3.0)
+    cfg = {"quick": a.quick, "calls_per_cell": n, "rounds": rounds, "tenants": n_ten, "seconds_per_mode": secs,
+           "throughput_rounds": t_rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded"}
+    res: dict[str, Any] = {"machine": machine(), "config": cfg}
+    async with scratch_settings(a.database_url, prefix="sm_mcpcalls", db_pool_min_size=1,
+                                db_pool_max_size=CONC) as st:
+        db, raw, http = await Database(st).start(), None, None
+        try:
+            async with db.connection() as c:
+                cfg["server_version"] = await c.fetchval("SHOW server_version")
+            await seed(db)
+            env = server_env(st)
+            http, port = await start_http(env, st.data_dir)
+            url = f"http://127.0.0.1:{port}/mcp"
+            log(f"1. latency: 8 cells x {n} calls, {rounds} interleaved rounds")
+            res["latency"] = await latency(db, st, env, url, n, rounds, warm)
+            for op in ("create", "list"):
+                res[f"inmem_overhead_{op}_ms"] = (res["latency"][f"{op}/in-memory"]["p50"]
+                                                  - res["latency"][f"{op}/direct"]["p50"])
+            log(f"2. provisioning {n_ten} tenants (4 in parallel)")
+            slugs = [f"tp{i:05d}" for i in range(n_ten)]
+
+            async def provision(s: str) -> None:
+                await tenancy.create_tenant(db, s, s.upper())
+                async with db.tenant_scope(s) as sc:
+                    await sc.conn.execute(INS_CUSTOMER, CUSTOMER)
+
+            t0 = now()
+            await bounded_map(provision, slugs, 4)
+            res["provision_s"] = now() - t0
+            raw = await asyncpg.create_pool(db.dsn, min_size=CONC, max_size=CONC,
+                                            max_queries=st.db_pool_max_queries,
+                                            server_settings={"search_path": "bench_single"})
+            log(f"3. throughput: {CONC} workers, {secs:.0f} s per mode in {t_rounds} rounds")
+            res["throughput"] = await throughput(db, raw, url, http.pid, slugs, secs, t_rounds, t_warm)
+        finally:
+            if http is not None:
+                await stop(http)
+            if raw is not None:
+                await raw.close()
+            await db.close()
+    res["client_rss_mb"] = rss_mb()
+    return res
+
+
+def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    c, lat, tp = r["config"], r["latency"], r["throughput"]
+    rows = []
+    for op in ("create", "list"):
+        base = lat[f"{op}/direct"]
+        for path in ("direct", "in-memory", "stdio", "http"):
+            s = lat[f"{op}/{path}"]
+            rows.append([f"{op}_ticket" if op == "create" else "list_tickets(20)", path, s["n"], s["p50"],
+                         s["p99"], s["max"], s["p50"] - base["p50"], s["p99"] - base["p99"],
+                         " ".join(f"{x:.2f}" for x in s["round_p50s"])])
+    tprows = [[m, tp[m]["ops_per_s"], ratio(tp[m]["ops_per_s"], tp["raw_asyncpg"]["ops_per_s"]), tp[m]["p50"],
+               tp[m]["p99"], *(tp[m]["cpu_pct"][k] for k in ("client", "server", "postgres")),
+               " ".join(f"{x:.0f}" for x in tp[m]["round_ops_s"])]
+              for m in ("mcp_http", "scoped_in_process", "raw_asyncpg")]
+    targets = [{"target": "in-memory MCP overhead over direct, p50 ms, create_ticket",
+                "value": r["inmem_overhead_create_ms"], "limit": "<= 0.5"},
+               {"target": "in-memory MCP overhead over direct, p50 ms, list_tickets",
+                "value": r["inmem_overhead_list_ms"], "limit": "<= 0.5"},
+               {"target": "HTTP MCP ops/s / raw asyncpg ops/s", "value": tp["ratio_mcp_raw"], "limit": ">= 0.35"}]
+    for t in targets:
+        lim = float(t["limit"][3:])
+        t["met"] = t["value"] <= lim if t["limit"].startswith("<=") else t["value"] >= lim
+    out = [f"# MCP call bench: {c['server']} PostgreSQL {c['server_version']}, {r['machine']['cpus']} CPUs, "
+           f"{'quick' if c['quick'] else 'full'} run",
+           f"\n## 1. Latency per call, concurrency 1 ({c['calls_per_cell']} calls per cell in {c['rounds']} "
+           "interleaved rounds; ms)",
+           md_table(["call", "path", "n", "p50", "p99", "max", "p50 - direct", "p99 - direct", "round p50s"], rows),
+           f"\n## 2. Throughput: op = create_ticket + get_ticket of it, random tenant of {c['tenants']}; "
+           f"{CONC} workers, {c['seconds_per_mode']:.0f} s per mode in {c['throughput_rounds']} rounds",
+           md_table(["mode", "ops/s", "vs raw", "p50 ms", "p99 ms", "client CPU %", "server CPU %",
+                     "postgres CPU %", "ops/s per round"], tprows),
+           f"\nmcp_http / scoped_in_process: {tp['ratio_mcp_scoped']:.2f}; scoped_in_process / raw: "
+           f"{tp['ratio_scoped_raw']:.2f}; server RSS {tp['server_rss_mb']:.0f} MB; provisioning "
+           f"{c['tenants']} tenants took {r['provision_s']:.1f} s. CPU % = CPU seconds / wall "
+           "(100 = one core; 2 cores in total). raw_asyncpg = autocommit insert + select by id "
+           "on one plain schema; scoped_in_process = the domain calls via Database.tenant_scope.",
+           "\n## Targets",
+           md_table(["target", "value", "limit", "met"], [[t["target"], t["value"], t["limit"], t["met"]]
+                                                          for t in targets])]
+    return "\n".join(out), targets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run (< 1 min)")
+    ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
+    ap.add_argument("--calls", type=int, default=2000, help="measured calls per latency cell")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds for latency")
+    ap.add_argument("--tenants", type=int, default=1000, help="tenants for the throughput phase")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per throughput mode")
+    ap.add_argument("--out", type=Path, help="JSON path (default bench/results/mcp_calls[_quick].json)")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    random.seed(a.seed)
+    configure_logging("WARNING", "console")
+    res = asyncio.run(run(a))
+    text, res["targets"] = render(res)
+    print(text)
+    out = a.out or Path(__file__).resolve().parent / "results" / (
+        "mcp_calls_quick.json" if a.quick else "mcp_calls.json")
+    log(f"wrote {write_json(out, res)}")
+
+
+if __name__ == "__main__":
+    main()
