@@ -94,7 +94,8 @@ def rss_mb() -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "platform": platform.platform(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "platform": platform.platform(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "loadavg": os.getloadavg()}
 
 
 class LoopLag:

@@ -66,9 +66,8 @@ async def provision_measured(db: Database, n: int) -> dict[str, Any]:
                 await c.execute("DROP SCHEMA bench_bare CASCADE")
         if (i + 1) % 250 == 0:
             log(f"  provisioned {i + 1}/{n}")
-    k = max(1, n // 10)
     return {"create_tenant": summarize(lat), "bare_schema_ddl": summarize(bare),
-            "first_10pct": summarize(lat[:k]), "last_10pct": summarize(lat[-k:])}
+            "first_10pct": summarize(lat[:n // 10]), "last_10pct": summarize(lat[-(n // 10):])}
 
 
 async def provision_fast(db: Database, start: int, stop: int, tmpl: list) -> float:
@@ -107,8 +106,9 @@ async def compare(db: Database, raw: asyncpg.Pool, slugs: list[str], ops: int, r
     out["ratio_p50_scoped_raw_tx"] = ratio(sc["p50"], tx["p50"])
     out["ratio_p99_scoped_raw_tx"] = ratio(sc["p99"], tx["p99"])
     out["ratio_p50_scoped_raw_autocommit"] = ratio(sc["p50"], ac["p50"])
-    out["round_ratios_p50"] = [ratio(a, b) for a, b in zip(sc["round_p50s"], tx["round_p50s"])]
-    return {**out, "tenants": len(slugs)}
+    rr = [ratio(a, b) for a, b in zip(sc["round_p50s"], tx["round_p50s"])]
+    return {**out, "tenants": len(slugs), "round_ratios_p50": rr,
+            "round_ratio_p50_min_med_max": min_med_max(rr)}
 
 
 async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
@@ -164,7 +164,6 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
             "failed": len(rep.failed), "total_s": m1 - m0,
             "per_tenant_ms": (m1 - m0) * 1000 / len(slugs),
             "live_before": before, "live_during": during, "live_errors": load.errors,
-            "ratio_p50_during_before": ratio(during["p50"], before["p50"]),
             "ratio_p99_during_before": ratio(during["p99"], before["p99"]),
             "loop_lag_max_ms_before": lag_before.max_ms(), "loop_lag_max_ms_during": lag.max_ms()}
 
@@ -217,7 +216,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             if raw is not None:
                 await raw.close()
             await db.close()
-    res["client_rss_mb"] = rss_mb()
+    res["client_rss_mb"], res["machine_end"] = rss_mb(), machine()
     return res
 
 
@@ -235,8 +234,8 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
            f"\n## 2. Op = insert ticket + read it back, committed; concurrency {CONC}, "
            f"{c['ops_per_mode']} ops/mode in {c['rounds']} interleaved rounds",
            compare_table((o10, on), "tenants", ("scoped", "raw_tx", "raw_autocommit"), "raw_tx"),
-           "\nper-round p50 ratio scoped/raw_tx: " + "; ".join(
-               f"@{o['tenants']}: " + " ".join(f"{x:.2f}" for x in o["round_ratios_p50"])
+           "\nscoped/raw_tx p50 ratio per round, min/median/max: " + "; ".join(
+               f"@{o['tenants']}: " + "/".join(f"{x:.2f}" for x in o["round_ratio_p50_min_med_max"])
                for o in (o10, on)),
            f"\np50@{n} / p50@10: scoped {r['ratio_p50_scoped_all_vs_10']:.2f}, "
            f"raw_tx {r['ratio_p50_raw_tx_all_vs_10']:.2f}",
@@ -244,8 +243,8 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if "error" in mem:
         out.append(mem["error"])
     else:
-        one, cold, warm = (mem["one_conn_all_tenants"], mem["one_conn_all_tenants"]["cold_op_c1"],
-                           mem["one_conn_all_tenants"]["warm_op_c1"])
+        one = mem["one_conn_all_tenants"]
+        cold, warm = one["cold_op_c1"], one["warm_op_c1"]
         out += [md_table(["connections", "min", "median", "max"], [
             [f"scoped pool after @{n} load ({len(mem['scoped_pool_mb'])} conns, max_queries="
              f"{c['db_pool_max_queries']})", *min_med_max(mem["scoped_pool_mb"])],
@@ -278,8 +277,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tenants", type=int, default=10000, help="tenants in the large config")
     ap.add_argument("--provision", type=int, default=1000, help="tenants created sequentially")
-    ap.add_argument("--ops", type=int, default=3600, help="measured ops per mode and config")
-    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per config")
+    ap.add_argument("--ops", type=int, default=4800, help="measured ops per mode and config")
+    ap.add_argument("--rounds", type=int, default=16, help="interleaved rounds per config")
     ap.add_argument("--quick", action="store_true", help="50/200 tenants, 300 ops: smoke run")
     ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
     ap.add_argument("--out", type=Path, help="JSON path (default bench/results/tenancy.json)")

@@ -72,3 +72,20 @@ def test_cli_subprocess_keeps_stdout_clean(cli_env, unique_slug) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == proc.stdout.strip().splitlines()[0]  # one line, no log noise
     assert "tenant_created" in proc.stderr  # logs went to stderr
+
+
+def test_demo_runs_a_real_stdio_session(cli_env) -> None:
+    env = {**os.environ, **cli_env}
+    proc = subprocess.run([sys.executable, "-m", "support_mcp", "demo"], capture_output=True, text=True,
+                          env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for step in ("tools/list", "→ create_ticket", "→ add_message", "→ list_tickets", "resources/read ticket://acme/",
+                 "→ calculator"):
+        assert step in out, step
+    # globex cannot see acme's ticket: answered like a missing one
+    isolation = out[out.index("Isolation"):]
+    assert "get_ticket (error)" in isolation and "not found" in isolation
+    snippet = json.loads(out[out.index('{\n  "mcpServers"'):])
+    assert snippet["mcpServers"]["support-mcp"]["args"][-3:] == ["serve", "--tenant", "acme"]
+    assert "Traceback" not in proc.stderr

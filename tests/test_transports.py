@@ -85,6 +85,7 @@ async def http_server(env: dict[str, str], log: Path, *args: str) -> AsyncIterat
         yield port, health
     finally:
         await stop(proc)
+    assert proc.returncode == 0, f"no graceful shutdown on SIGTERM (exit {proc.returncode}):\n{tail(log)}"
 
 
 async def wait_healthy(proc: asyncio.subprocess.Process, port: int, log: Path) -> dict[str, Any]:
@@ -97,7 +98,6 @@ async def wait_healthy(proc: asyncio.subprocess.Process, port: int, log: Path) -
             with contextlib.suppress(httpx.TransportError):
                 r = await http.get(f"http://127.0.0.1:{port}/healthz")
                 if r.status_code == 200:
-                    print('HEALTHY after', round(loop.time() - deadline + START_TIMEOUT, 2))
                     return r.json()
             await asyncio.sleep(0.1)
     pytest.fail(f"/healthz did not answer 200 within {START_TIMEOUT} s:\n{tail(log)}")

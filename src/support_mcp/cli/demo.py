@@ -1,36 +1,103 @@
-"""`support-mcp demo`: provision demo tenants with data, then show them."""
+"""`support-mcp demo`: demo tenants with data, then a scripted agent session against the real
+server over stdio (a subprocess, through the real MCP client), then a Claude Desktop snippet."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
 
 from .. import tenancy
 from ..db import Database
+from ..desk import tickets
 from ..errors import Conflict
-from .common import run_with_db
+from ..settings import Settings
+from .common import run_with_db, settings
+
+out = Console(soft_wrap=True, highlight=False)
 
 DEMO_TENANTS = {
     "acme": ("Acme Corp", "Refunds within 30 days of purchase. Be friendly and concise."),
     "globex": ("Globex Inc", "No refunds on annual plans after 14 days. Escalate outages as urgent."),
 }
+SEED = {
+    "acme": [("Login loop on mobile app", "After the update I keep getting sent back to login.", "maria@example.com")],
+    "globex": [("Invoice shows wrong VAT", "Our invoice for March has 19% VAT, we are exempt.", "ops@initech.example")],
+}
 
 
 async def ensure_demo_tenants(db: Database) -> list[str]:
-    """Create the demo tenants if missing (idempotent); returns their slugs."""
+    """Create the demo tenants and a first ticket each, if missing (idempotent)."""
     for slug, (name, policies) in DEMO_TENANTS.items():
         try:
             await tenancy.create_tenant(db, slug, name, policies=policies)
         except Conflict:
-            pass
+            continue
+        async with db.tenant_scope(slug) as s:
+            for subject, description, email in SEED[slug]:
+                await tickets.create(s.conn, subject=subject, description=description, customer_email=email,
+                                     customer_id=None, customer_name=None, priority="normal", tags=["demo"])
     return list(DEMO_TENANTS)
 
 
+def _show(title: str, args: dict[str, Any], result: Any) -> None:
+    out.print(f"\n[bold cyan]→ {title}[/] {json.dumps(args, ensure_ascii=False) if args else ''}")
+    out.print(result if isinstance(result, str) else json.dumps(result, indent=2, ensure_ascii=False, default=str))
+
+
+async def _session(s: Settings) -> None:
+    import mcp
+    from mcp.client.stdio import StdioServerParameters
+
+    env = {**os.environ, "SUPPORT_MCP_DATA_DIR": str(s.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
+    if s.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = s.database_url.get_secret_value()
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "support_mcp", "serve", "--tenant", "acme", "--tenant", "globex"],
+                                   env=env)
+    out.print("[bold]Starting `support-mcp serve --tenant acme --tenant globex` over stdio…[/]")
+    async with mcp.Client(params) as c:
+        async def call(name: str, **args: Any) -> dict[str, Any] | None:
+            r = await c.call_tool(name, args)
+            _show(f"{name}{' (error)' if r.is_error else ''}", args,
+                  r.content[0].text if r.is_error else r.structured_content)
+            return None if r.is_error else r.structured_content
+
+        tools = await c.list_tools()
+        _show("tools/list", {}, ", ".join(t.name for t in tools.tools))
+        await call("status")
+        t = await call("create_ticket", tenant="acme", subject="Charged twice for order 1182",
+                       description="My card was charged twice for the same order yesterday.",
+                       customer_email="jane@example.com", customer_name="Jane Roe", priority="high",
+                       tags=["billing"])
+        assert t is not None
+        await call("add_message", tenant="acme", ticket=f"#{t['number']}", author_role="customer",
+                   content="Any update? Please refund the duplicate.")
+        await call("add_message", tenant="acme", ticket=f"#{t['number']}", author_role="agent", internal=True,
+                   content="Verified duplicate charge in the payment log.")
+        await call("update_ticket", tenant="acme", ticket=f"#{t['number']}", status="pending", assignee="sam")
+        await call("list_tickets", tenant="acme", limit=5)
+        res = await c.read_resource(f"ticket://acme/{t['number']}")
+        _show(f"resources/read ticket://acme/{t['number']}", {}, res.contents[0].text)
+        out.print("\n[bold]Isolation: globex asks for acme's ticket by its id →[/]")
+        await call("get_ticket", tenant="globex", ticket=t["id"])
+        await call("calculator", expression="49.90 * 2 - 49.90")
+
+
 def demo() -> None:
-    """Provision the demo tenants (acme, globex) on the configured database and list them."""
-
-    async def go(db: Database) -> list[tenancy.TenantInfo]:
-        await ensure_demo_tenants(db)
-        return await tenancy.list_tenants(db)
-
-    for t in run_with_db(go):
-        typer.echo(f"{t.slug:<12} {t.name:<20} {t.status}")
+    """Provision demo tenants (acme, globex), run a scripted agent session over stdio, print config."""
+    s = settings()
+    run_with_db(ensure_demo_tenants, s)
+    asyncio.run(_session(s))
+    script = Path(sys.executable).with_name("support-mcp")
+    command, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "support_mcp"])
+    snippet = {"mcpServers": {"support-mcp": {"command": command, "args": [*args, "serve", "--tenant", "acme"],
+                                              "env": {"SUPPORT_MCP_DATA_DIR": str(s.data_dir)}}}}
+    out.print("\n[bold green]Done.[/] Claude Desktop: add this to claude_desktop_config.json:")
+    typer.echo(json.dumps(snippet, indent=2))
