@@ -97,7 +97,7 @@ SELECT format('ALTER SCHEMA %I RENAME TO %I', :'old_schema', :'new_schema')
  WHERE :'old_schema' <> :'new_schema' \gexec
 SELECT format('ALTER SCHEMA %I RENAME TO %I', :'hold', :'old_schema')
  WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :'hold') \gexec
-RESET search_path;
+RESET ALL;
 CREATE ROLE :"role" NOLOGIN;
 GRANT :"role" TO CURRENT_USER;
 ALTER SCHEMA :"new_schema" OWNER TO :"role";

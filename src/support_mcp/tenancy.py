@@ -98,10 +98,10 @@ async def create_tenant(
             rag_index_namespace=f"tenant_{slug}_docs", status=None, branding=branding,
             policies=policies,
         )
+        row = await queries.get_tenant(conn, slug=slug)
+        # From here on the transaction runs as the tenant role, inside its schema.
         scope = await db.enter_in_transaction(conn, slug)
         await migrations.apply_pending(scope.conn, tmpl, migrations.TENANT_LEDGER)
-        await conn.execute("RESET ROLE")
-        row = await queries.get_tenant(conn, slug=slug)
     log.info("tenant_created", tenant=slug)
     return TenantInfo.from_row(row)
 
