@@ -20,6 +20,8 @@ ARGS = {
     "get_ticket": {"ticket": "1001"},
     "update_ticket": {"ticket": "1001", "status": "pending"},
     "add_message": {"ticket": "1001", "content": "hi", "author_role": "agent"},
+    "record_feedback": {"ticket": "1001", "rating": 5},
+    "delete_ticket": {"ticket": "1001", "dry_run": True},
 }
 FORBIDDEN_NAMES = {"schema", "schema_name", "search_path", "role", "role_name", "db_role", "stripe_account",
                    "stripe_account_id", "account", "account_id", "database", "dsn", "sql", "query_sql"}

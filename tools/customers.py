@@ -24,7 +24,7 @@ def register(server: MCPServer) -> None:
                                                         pattern=r"^cus_[A-Za-z0-9]{1,64}$")] = None,
     ) -> Customer:
         """Create a customer record in the tenant's support desk."""
-        async with scoped(ctx, tenant, "write") as s:
+        async with scoped(ctx, tenant) as s:
             return await customers.create(s.conn, name, email, phone, stripe_customer_id)
 
     @tool(server, "read", title="Get customer")

@@ -10,6 +10,7 @@ from support_mcp import __version__
 from support_mcp.calculator import CalculatorError, evaluate, format_result
 from support_mcp.errors import InvalidInput
 from support_mcp.status import DatabaseStatus, database_status
+from support_mcp.guard import current_principal
 from support_mcp.toolkit import app_of, tool
 
 
@@ -37,7 +38,7 @@ def register(server: MCPServer) -> None:
         """Health of support-mcp: version, uptime, database reachability and round trip,
         number of tenants, which tenants this client may use, and each backend's state."""
         app = app_of(ctx)
-        principal = app.principal_for(ctx)
+        principal = current_principal()
         db = await database_status(app.db, count_tenants=principal.tenants is None)
         return StatusResult(
             version=__version__,

@@ -34,7 +34,7 @@ def register(server: MCPServer) -> None:
         tags: Tags = None,
     ) -> Ticket:
         """Open a support ticket for a customer (by customer_email or customer_id). Returns id and number."""
-        async with scoped(ctx, tenant, "write") as s:
+        async with scoped(ctx, tenant) as s:
             return await tickets.create(s.conn, subject=subject, description=description,
                                         customer_email=customer_email, customer_id=customer_id,
                                         customer_name=customer_name, priority=priority, tags=tags)
@@ -89,7 +89,7 @@ def register(server: MCPServer) -> None:
         remove_tags: Tags = None,
     ) -> TicketUpdate:
         """Change a ticket's status, priority, assignee or tags. Invalid status moves are refused."""
-        async with scoped(ctx, tenant, "write") as s:
+        async with scoped(ctx, tenant) as s:
             return await tickets.update(s.conn, ticket, status=status, priority=priority, assignee=assignee,
                                         add_tags=add_tags, remove_tags=remove_tags)
 
@@ -103,6 +103,6 @@ def register(server: MCPServer) -> None:
         internal: Annotated[bool, Field(description="Internal note, never shown to the customer.")] = False,
     ) -> MessageAdded:
         """Add a message to a ticket's thread. A customer reply reopens a pending or solved ticket."""
-        async with scoped(ctx, tenant, "write") as s:
+        async with scoped(ctx, tenant) as s:
             return await tickets.add_message(s.conn, ticket, content=content, author_role=author_role,
                                              internal=internal)

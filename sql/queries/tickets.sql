@@ -68,3 +68,9 @@ LIMIT :limit;
 
 -- name: count-messages(ticket_id)$
 SELECT count(*) FROM messages WHERE ticket_id = :ticket_id;
+
+-- name: ticket-status-counts()
+SELECT status, count(*) AS n FROM tickets GROUP BY status;
+
+-- name: delete-ticket(id)$
+DELETE FROM tickets WHERE id = :id RETURNING number;

@@ -1,4 +1,5 @@
-"""The long-lived objects a server shares across calls and sessions (the lifespan context)."""
+"""The long-lived objects a server shares across calls and sessions (the lifespan context),
+and how the caller of a request is determined."""
 
 from __future__ import annotations
 
@@ -7,38 +8,85 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from mcp.server.auth.middleware.auth_context import get_access_token
+from pydantic import SecretStr
 
 from .access import Principal
+from .audit import AuditWriter
 from .db import Database
+from .errors import NotPermitted, RateLimited
+from .keys import KeyVerifier
 from .settings import Settings
+
+AuthMode = Literal["operator", "api_key", "bearer"]
 
 
 @dataclass
 class App:
     settings: Settings
-    principal: Principal
     db: Database
+    auth_mode: AuthMode = "operator"
+    principal: Principal | None = None  # operator mode: from --tenant / --all-tenants
+    api_key: SecretStr | None = None  # api_key mode (stdio): SUPPORT_MCP_API_KEY
+    read_only: bool = False
     owns_db: bool = True
     started_at: float = field(default_factory=time.monotonic)
+    verifier: KeyVerifier = field(init=False)
+    audit: AuditWriter = field(init=False)
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def principal_for(self, ctx: Any) -> Principal:
-        """The caller of this request. (Static for operator-flag access.)"""
-        return self.principal
+    def __post_init__(self) -> None:
+        self.verifier = KeyVerifier(self.db, ttl=self.settings.key_cache_seconds)
+        self.audit = AuditWriter(self.db, interval=self.settings.audit_flush_seconds)
+        self.audit.on_flush.append(self.verifier.flush_used)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limit = (RateLimitItemPerMinute(self.settings.rate_limit_per_minute)
+                       if self.settings.rate_limit_per_minute > 0 else None)
+
+    async def resolve_principal(self) -> Principal:
+        """Who is calling: the operator flags, the stdio API key, or the HTTP bearer key."""
+        if self.auth_mode == "operator":
+            assert self.principal is not None
+            return self.principal
+        if self.auth_mode == "api_key":
+            assert self.api_key is not None
+            return await self.verifier.principal(self.api_key.get_secret_value())
+        token = get_access_token()
+        if token is None:
+            raise NotPermitted("missing bearer token")
+        return await self.verifier.principal(token.token)
+
+    def check_rate(self, principal: Principal) -> None:
+        if self._limit is None or principal.key_id is None:
+            return
+        if not self._limiter.hit(self._limit, str(principal.key_id)):
+            reset = self._limiter.get_window_stats(self._limit, str(principal.key_id)).reset_time
+            raise RateLimited(
+                f"slow down: this key is limited to {self._limit.amount} calls per minute; "
+                f"retry in {max(1, round(reset - time.time()))} s"
+            )
 
     @asynccontextmanager
     async def lifespan(self, _server: object) -> AsyncIterator[App]:
         """Start shared clients once, however many sessions (SSE opens one per client) enter."""
         async with self._lock:
-            if self._users == 0 and self.owns_db:
-                await self.db.start()
+            if self._users == 0:
+                if self.owns_db:
+                    await self.db.start()
+                await self.audit.start()
             self._users += 1
         try:
             yield self
         finally:
             async with self._lock:
                 self._users -= 1
-                if self._users == 0 and self.owns_db:
-                    await self.db.close()
+                if self._users == 0:
+                    await self.audit.stop()
+                    if self.owns_db:
+                        await self.db.close()

@@ -162,8 +162,11 @@ class Database:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # binary jsonb (version byte 1 + text) so COPY (the audit writer) can send it too
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                              encoder=lambda v: b"\x01" + json.dumps(v).encode(),
+                              decoder=lambda b: json.loads(b[1:]))
 
 
 def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:

@@ -39,3 +39,11 @@ class UpstreamUnavailable(SupportError):
 
 class MigrationFailed(SupportError):
     kind = "migration_failed"
+
+
+class RateLimited(SupportError):
+    kind = "rate_limited"
+
+
+class ConfirmationRequired(SupportError):
+    kind = "confirmation_required"

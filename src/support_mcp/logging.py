@@ -24,6 +24,7 @@ _URL_PASSWORD = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^\s:/@]*:
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _STRIPE_SECRET = re.compile(r"\b(?:(?:sk|rk)_(?:live|test)|whsec)_[A-Za-z0-9]+")
+_SUPPORT_MCP_KEY = re.compile(r"\bsmk_[A-Za-z0-9_-]+")  # our own API keys
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![A-Za-z0-9-])"
 )
@@ -95,6 +96,8 @@ def mask_pii(text: str) -> str:
         text = _JWT.sub("[token]", text)
     if "k_live_" in text or "k_test_" in text or "whsec_" in text:
         text = _STRIPE_SECRET.sub("[secret]", text)
+    if "smk_" in text:
+        text = _SUPPORT_MCP_KEY.sub("[secret]", text)
     if "@" in text:
         text = _EMAIL.sub("[email]", text)
     text = _DIGIT_RUN.sub(_card_sub, text)

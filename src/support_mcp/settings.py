@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     )
     migrate_retries: int = Field(default=50, ge=0)
 
+    # --- access ------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        default=None, description="stdio only: the API key whose tenants and scopes this server acts with."
+    )
+    rate_limit_per_minute: int = Field(default=600, ge=0, description="Tool calls per minute per API key; 0 = off.")
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a verified key is cached (a revocation takes effect within it)."
+    )
+    audit_flush_seconds: float = Field(default=0.25, gt=0, description="Audit rows are written in batches this often.")
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

@@ -1,4 +1,4 @@
-"""How tools are declared: one wrapper gives every tool the same error, logging and
+"""How tools are declared: one wrapper gives every tool the same error, logging, audit and
 authorization behaviour, and `scoped()` is the one authorization + scoping path.
 
 A data tool that finishes without having gone through `scoped()` for its own `tenant`
@@ -24,6 +24,7 @@ from . import access
 from .app import App
 from .db import Scope
 from .errors import SupportError
+from .guard import TOOL_POLICY, current_principal, note_call
 from .logging import bind_context, get_logger, unbind_context
 
 log = get_logger("support_mcp.tools")
@@ -41,6 +42,7 @@ TenantArg = Annotated[
 ]
 
 _authorized: ContextVar[str | None] = ContextVar("support_mcp_authorized", default=None)
+_tool_scope: ContextVar[str] = ContextVar("support_mcp_tool_scope", default="read")
 
 _ANNOTATIONS: dict[Kind, ToolAnnotations] = {
     "global": ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
@@ -52,7 +54,7 @@ _ANNOTATIONS: dict[Kind, ToolAnnotations] = {
     "destructive": ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
                                    open_world_hint=False),
 }
-_SCOPE_FOR: dict[Kind, str] = {"read": "read", "write": "write", "destructive": "write"}
+_DEFAULT_SCOPE: dict[Kind, str | None] = {"global": None, "read": "read", "write": "write", "destructive": "admin"}
 
 
 def app_of(ctx: Context) -> App:
@@ -60,18 +62,19 @@ def app_of(ctx: Context) -> App:
 
 
 @asynccontextmanager
-async def scoped(ctx: Context, tenant: str, scope: str = "read") -> AsyncIterator[Scope]:
-    """Authorize the caller for `tenant`, then enter the tenant's database scope."""
-    app = app_of(ctx)
-    access.authorize(app.principal_for(ctx), tenant, scope)
+async def scoped(ctx: Context, tenant: str) -> AsyncIterator[Scope]:
+    """Authorize the caller for `tenant` (with the current tool's scope), then enter its scope."""
+    access.authorize(current_principal(), tenant, _tool_scope.get())
     _authorized.set(tenant)
-    async with app.db.tenant_scope(tenant) as s:
+    async with app_of(ctx).db.tenant_scope(tenant) as s:
+        note_call(tenant_id=s.tenant_id)
         yield s
 
 
-def tool(server: MCPServer, kind: Kind, *, title: str | None = None,
+def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str | None = None,
          idempotent: bool | None = None) -> Callable[[F], F]:
     """Register `fn` as an MCP tool of the given kind (see module doc)."""
+    needed = scope or _DEFAULT_SCOPE[kind]
 
     def deco(fn: F) -> F:
         name = fn.__name__
@@ -79,7 +82,7 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None,
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             tenant = kwargs.get("tenant")
-            token = _authorized.set(None)
+            tokens = (_authorized.set(None), _tool_scope.set(needed or "read"))
             ref = secrets.token_hex(4)
             bind_context(tool=name, tenant=tenant, call=ref)
             outcome, started = "ok", time.perf_counter()
@@ -99,19 +102,18 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None,
                 log.exception("tool_crashed")
                 raise ToolError(f"internal error in {name} (reference {ref}); the server log has details") from None
             finally:
+                note_call(outcome=outcome)
                 log.info("tool_call", outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 2))
                 unbind_context("tool", "tenant", "call")
-                _authorized.reset(token)
+                _authorized.reset(tokens[0])
+                _tool_scope.reset(tokens[1])
 
         ann = _ANNOTATIONS[kind]
         if idempotent is not None:
             ann = ann.model_copy(update={"idempotent_hint": idempotent})
         server.tool(name=name, title=title, annotations=ann)(wrapper)
         TOOL_KINDS[name] = kind
+        TOOL_POLICY[name] = (kind, needed)
         return fn
 
     return deco
-
-
-def scope_for(kind: Kind) -> str:
-    return _SCOPE_FOR[kind]

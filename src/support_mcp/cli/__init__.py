@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import db_commands, demo, serve, tenants
+from . import db_commands, demo, keys, reports, serve, tenants
 
 app = typer.Typer(
     name="support-mcp",
@@ -15,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(keys.app, name="keys")
+reports.register(app)
 db_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

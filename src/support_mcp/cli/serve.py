@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from enum import Enum
 
 import typer
 
 from ..access import Principal
-from ..db import Database
-from ..errors import SupportError
+from ..db import Database, queries
+from ..errors import NotPermitted, SupportError
+from ..keys import KeyVerifier
 from ..logging import get_logger
 from ..server import build_server
 from ..settings import Settings
@@ -33,30 +35,65 @@ def serve(
                                    help="Streamable HTTP without sessions (for replicas behind a load balancer)."),
     json_response: bool = typer.Option(False, "--json-response",
                                        help="Streamable HTTP answers with plain JSON instead of SSE streams."),
-    tenant: list[str] = typer.Option(None, "--tenant", help="Serve this tenant (repeatable)."),
-    all_tenants: bool = typer.Option(False, "--all-tenants", help="Serve every tenant (operator use)."),
+    tenant: list[str] = typer.Option(None, "--tenant", help="Operator access to this tenant (repeatable)."),
+    all_tenants: bool = typer.Option(False, "--all-tenants", help="Operator access to every tenant."),
+    read_only: bool = typer.Option(False, "--read-only", help="Hide and refuse every tool that writes."),
 ) -> None:
-    """Run the MCP server. Tenant access must be explicit: --tenant SLUG ... or --all-tenants."""
+    """Run the MCP server. Who may use which tenant is never implicit:
+
+    stdio: --tenant SLUG ... / --all-tenants (operator), or SUPPORT_MCP_API_KEY (a key's grants).
+    sse/http: API keys as `Authorization: Bearer <key>`; operator flags only on a loopback address.
+    """
     s = settings()
+    operator = bool(tenant) or all_tenants
     try:
-        principal = Principal.operator(tenant or None, all_tenants)
+        principal = Principal.operator(tenant or None, all_tenants) if operator else None
     except SupportError as exc:
         raise fail(str(exc), 2) from None
+    if transport is Transport.stdio:
+        if operator and s.api_key is not None:
+            raise fail("give either operator flags or SUPPORT_MCP_API_KEY, not both", 2)
+        if not operator and s.api_key is None:
+            raise fail("no tenant access configured: set SUPPORT_MCP_API_KEY, or pass --tenant SLUG / "
+                       "--all-tenants", 2)
+    elif operator and not _is_loopback(host):
+        raise fail(f"operator flags serve without authentication, so only on a loopback address (not {host}); "
+                   "create API keys (`support-mcp keys create`) and drop --tenant/--all-tenants", 2)
     try:
-        asyncio.run(_serve(s, principal, transport, host, port, stateless, json_response))
+        asyncio.run(_serve(s, principal, transport, host, port, stateless, json_response, read_only))
     except SupportError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
 
-async def _serve(s: Settings, principal: Principal, transport: Transport, host: str, port: int,
-                 stateless: bool, json_response: bool) -> None:
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def _serve(s: Settings, principal: Principal | None, transport: Transport, host: str, port: int,
+                 stateless: bool, json_response: bool, read_only: bool) -> None:
     db = await Database(s).start()  # started once here, shared by every session
     try:
-        server = build_server(s, principal, db=db)
+        bearer = transport is not Transport.stdio and principal is None
+        if bearer:
+            async with db.connection() as conn:
+                active = await queries.count_active_api_keys(conn)
+            if not active and not _is_loopback(host):
+                raise NotPermitted(f"refusing to listen on {host} without API keys: create one with "
+                                   "`support-mcp keys create` first")
+            if not active:
+                log.warning("no_api_keys", hint="every request will get 401 until `support-mcp keys create`")
+        server = build_server(s, principal, db=db, bearer=bearer, read_only=read_only,
+                              issuer_url=f"http://{host}:{port}")
+        if principal is None and not bearer:  # stdio with SUPPORT_MCP_API_KEY: check it now, fail fast
+            await KeyVerifier(db).principal(s.api_key.get_secret_value() if s.api_key else "")
+        who = principal.name if principal else ("bearer API keys" if bearer else "SUPPORT_MCP_API_KEY")
         if transport is Transport.stdio:
-            log.info("serving", transport="stdio", principal=principal.name)
+            log.info("serving", transport="stdio", principal=who, read_only=read_only)
             await server.run_stdio_async()
             return
         import uvicorn  # noqa: PLC0415
@@ -67,7 +104,16 @@ async def _serve(s: Settings, principal: Principal, transport: Transport, host: 
             app = server.streamable_http_app(stateless_http=stateless, json_response=json_response, host=host)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=5)
-        log.info("serving", transport=transport.value, host=host, port=port, principal=principal.name)
-        await uvicorn.Server(config).serve()
+        log.info("serving", transport=transport.value, host=host, port=port, principal=who, read_only=read_only)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
+        # that was installed before it: with the default SIGTERM handler the process dies right there
+        # (exit -15), skipping db.close() below and atexit (the embedded PostgreSQL stays running).
+        # A no-op handler for the duration of serve() lets it return normally instead.
+        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         await db.close()

@@ -83,3 +83,19 @@ class MessageAdded(BaseModel):
     ticket_number: int
     ticket_status: Status
     message: Message
+
+
+class DeletePreview(BaseModel):
+    ticket_id: UUID
+    ticket_number: int
+    subject: str
+    messages: int
+    deleted: bool = Field(description="False for a dry run or an unconfirmed call.")
+    note: str
+
+
+class FeedbackRecorded(BaseModel):
+    id: UUID
+    ticket_number: int
+    rating: int
+    created_at: datetime

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from ..db import queries
-from ..errors import InvalidInput, NotFound
+from ..errors import ConfirmationRequired, InvalidInput, NotFound
 from . import customers
-from .models import Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary, TicketUpdate
+from .models import (DeletePreview, Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary,
+                     TicketUpdate)
 from .refs import decode_cursor, encode_cursor, like_pattern, normalize_tags, ticket_ref
 
 # Allowed status moves. `closed` is final: a follow-up is a new ticket.
@@ -127,5 +127,27 @@ async def add_message(conn: asyncpg.Connection, ref: str, *, content: str, autho
                         message=Message(**dict(msg)))
 
 
-def as_dict(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+def confirms(confirm: str, row: asyncpg.Record) -> bool:
+    """A confirmation must repeat the target: the ticket's uuid or its number (1042 / #1042)."""
+    text = confirm.strip().lstrip("#")
+    return text in (str(row["id"]), str(row["number"]))
+
+
+async def delete(conn: asyncpg.Connection, ref: str, *, confirm: str | None, approved: bool,
+                 dry_run: bool) -> DeletePreview:
+    """Delete a ticket and its thread, only when confirmed (argument or elicitation)."""
+    row = await _row(conn, ref)
+    preview = dict(ticket_id=row["id"], ticket_number=row["number"], subject=row["subject"],
+                   messages=await queries.count_messages(conn, ticket_id=row["id"]))
+    if dry_run:
+        return DeletePreview(**preview, deleted=False,
+                             note=f"dry run: would delete ticket #{row['number']} and its {preview['messages']} message(s)")
+    if confirm is not None and not confirms(confirm, row):
+        raise ConfirmationRequired(
+            f"confirm must repeat the ticket being deleted (#{row['number']} or its id); got {confirm[:60]!r}")
+    if confirm is None and not approved:
+        raise ConfirmationRequired(
+            f"deleting ticket #{row['number']} cannot be undone: call again with confirm='#{row['number']}' "
+            "(or dry_run=true to preview)")
+    await queries.delete_ticket(conn, id=row["id"])
+    return DeletePreview(**preview, deleted=True, note=f"deleted ticket #{row['number']}")

@@ -1,0 +1,38 @@
+-- API keys and grants (schema "global"; app role only).
+
+-- name: insert-api-key(name, prefix, key_hash, all_tenants, scopes, expires_at)^
+INSERT INTO "global".api_keys (name, prefix, key_hash, all_tenants, scopes, expires_at)
+VALUES (:name, :prefix, :key_hash, :all_tenants, :scopes, :expires_at)
+RETURNING id, name, prefix, all_tenants, scopes, expires_at, created_at;
+
+-- name: grant-api-key-tenant(key_id, slug)$
+INSERT INTO "global".api_key_tenants (key_id, tenant_id)
+SELECT :key_id, id FROM public.tenants WHERE slug = :slug
+RETURNING tenant_id;
+
+-- name: get-api-key-by-prefix(prefix)^
+SELECT k.id, k.name, k.key_hash, k.all_tenants, k.scopes, k.expires_at, k.revoked_at,
+       ARRAY(SELECT t.slug FROM "global".api_key_tenants g JOIN public.tenants t ON t.id = g.tenant_id
+             WHERE g.key_id = k.id ORDER BY t.slug) AS tenants
+FROM "global".api_keys k
+WHERE k.prefix = :prefix;
+
+-- name: list-api-keys()
+SELECT k.id, k.name, k.prefix, k.all_tenants, k.scopes, k.expires_at, k.last_used_at, k.revoked_at,
+       k.created_at,
+       ARRAY(SELECT t.slug FROM "global".api_key_tenants g JOIN public.tenants t ON t.id = g.tenant_id
+             WHERE g.key_id = k.id ORDER BY t.slug) AS tenants
+FROM "global".api_keys k
+ORDER BY k.created_at;
+
+-- name: revoke-api-key(id)$
+UPDATE "global".api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE id = :id
+RETURNING id;
+
+-- name: count-active-api-keys()$
+SELECT count(*) FROM "global".api_keys
+WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
+
+-- name: touch-api-keys(ids)!
+UPDATE "global".api_keys SET last_used_at = now() WHERE id = ANY (CAST(:ids AS uuid[]));

@@ -1,0 +1,29 @@
+-- Audit log and feedback (schema "global"; app role only).
+
+-- name: list-audit(slug, since, limit)
+SELECT at, tenant_slug, tool, outcome, duration_ms, principal, key_id, arguments
+FROM "global".audit_log
+WHERE (CAST(:slug AS text) IS NULL OR tenant_slug = :slug)
+  AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
+ORDER BY at DESC, id DESC
+LIMIT :limit;
+
+-- name: insert-feedback(tenant_id, ticket_id, ticket_number, rating, comment, key_id)^
+INSERT INTO "global".feedback (tenant_id, ticket_id, ticket_number, rating, comment, key_id)
+VALUES (:tenant_id, :ticket_id, :ticket_number, :rating, :comment, :key_id)
+RETURNING id, rating, created_at;
+
+-- name: audit-stats(since)
+SELECT tenant_id,
+       count(*) AS calls,
+       count(*) FILTER (WHERE outcome <> 'ok') AS errors,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms
+FROM "global".audit_log
+WHERE tenant_id IS NOT NULL AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
+GROUP BY tenant_id;
+
+-- name: feedback-stats(since)
+SELECT tenant_id, count(*) AS ratings, avg(rating)::float AS avg_rating
+FROM "global".feedback
+WHERE CAST(:since AS timestamptz) IS NULL OR created_at >= :since
+GROUP BY tenant_id;

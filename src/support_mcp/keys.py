@@ -1,0 +1,118 @@
+"""API keys: `smk_<prefix>_<secret>`. Only a sha256 hash is stored; lookups go by the prefix and
+compare hashes in constant time. A verified key becomes a Principal (tenants + scopes)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+from .access import SCOPES, Principal
+from .db import Database, queries, validate_slug
+from .errors import InvalidInput, NotFound, NotPermitted
+
+KEY_RE = re.compile(r"^smk_([a-f0-9]{8})_([A-Za-z0-9_-]{43})$")
+_DURATION_RE = re.compile(r"^(\d{1,5})([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    m = _DURATION_RE.match(text.strip())
+    if not m:
+        raise InvalidInput(f"duration {text!r} must look like 30m, 12h, 30d or 8w")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def _hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: UUID
+    name: str
+    key: str  # plaintext: shown once, never stored
+
+
+async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants: bool, scopes: list[str],
+                     expires_in: timedelta | None = None) -> CreatedKey:
+    if all_tenants == bool(tenants):
+        raise InvalidInput("give --tenant (repeatable) or --all-tenants")
+    bad = sorted(set(scopes) - set(SCOPES))
+    if not scopes or bad:
+        raise InvalidInput(f"scopes must be among {', '.join(SCOPES)} (got {', '.join(bad) or 'none'})")
+    prefix = secrets.token_hex(4)
+    key = f"smk_{prefix}_{secrets.token_urlsafe(32)}"
+    expires_at = datetime.now(timezone.utc) + expires_in if expires_in else None
+    async with db.global_scope() as conn:
+        row = await queries.insert_api_key(conn, name=name, prefix=prefix, key_hash=_hash(key),
+                                           all_tenants=all_tenants, scopes=sorted(set(scopes)),
+                                           expires_at=expires_at)
+        for slug in tenants:
+            if await queries.grant_api_key_tenant(conn, key_id=row["id"], slug=validate_slug(slug)) is None:
+                raise NotFound(f"unknown tenant '{slug}'")
+    return CreatedKey(row["id"], name, key)
+
+
+async def list_keys(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        return [dict(r) async for r in queries.list_api_keys(conn)]
+
+
+async def revoke_key(db: Database, key_id: str) -> None:
+    try:
+        uid = UUID(key_id)
+    except ValueError:
+        raise InvalidInput("key id must be the uuid shown by `keys list`") from None
+    async with db.global_scope() as conn:
+        if await queries.revoke_api_key(conn, id=uid) is None:
+            raise NotFound(f"no key with id {key_id}")
+
+
+class KeyVerifier:
+    """Key -> Principal, with a short cache (revocation takes effect within `ttl` seconds)."""
+
+    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+        self.db, self.ttl = db, ttl
+        self._cache: dict[bytes, tuple[float, Principal | None, float | None]] = {}
+        self.used: set[UUID] = set()  # key ids seen since the last flush (for last_used_at)
+
+    async def principal(self, key: str) -> Principal:
+        """The key's principal, or NotPermitted for a forged, expired or revoked key."""
+        m = KEY_RE.match(key or "")
+        if not m:
+            raise NotPermitted("invalid API key")
+        digest = _hash(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is None or hit[0] < now:
+            hit = (now + self.ttl, *await self._load(m.group(1), digest))
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = hit
+        _, principal, expires = hit
+        if principal is None or (expires is not None and expires <= time.time()):
+            raise NotPermitted("invalid, expired or revoked API key")
+        self.used.add(principal.key_id)  # type: ignore[arg-type]
+        return principal
+
+    async def _load(self, prefix: str, digest: bytes) -> tuple[Principal | None, float | None]:
+        async with self.db.connection() as conn:
+            row = await queries.get_api_key_by_prefix(conn, prefix=prefix)
+        if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest) or row["revoked_at"]:
+            return None, None
+        expires = row["expires_at"].timestamp() if row["expires_at"] else None
+        tenants = None if row["all_tenants"] else frozenset(row["tenants"])
+        return Principal(f"key:{row['name']}", tenants, frozenset(row["scopes"]), key_id=row["id"]), expires
+
+    async def flush_used(self) -> None:
+        if self.used:
+            ids, self.used = list(self.used), set()
+            async with self.db.global_scope() as conn:
+                await queries.touch_api_keys(conn, ids=ids)
