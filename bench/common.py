@@ -1,5 +1,4 @@
-"""Shared bench helpers: percentiles, markdown tables, JSON results, RSS, event-loop lag and a
-scratch database (fresh embedded PostgreSQL, or a scratch database on a server)."""
+"""Shared bench helpers: stats, markdown, JSON, RSS, load runners, loop lag, scratch database."""
 
 from __future__ import annotations
 
@@ -46,9 +45,8 @@ def summarize(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def ratio(a: float | None, b: float | None) -> float:
-    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
-        return math.nan
-    return a / b
+    ok = a is not None and b and not math.isnan(a) and not math.isnan(b)
+    return a / b if ok else math.nan  # type: ignore[operator]
 
 
 def fmt(x: Any, digits: int = 2) -> str:
@@ -155,9 +153,8 @@ async def closed_loop(op: Callable[[], Awaitable[Any]], n: int, concurrency: int
 
 async def interleaved(modes: dict[str, Callable[[], Awaitable[Any]]], total: int, rounds: int,
                       warm: int, concurrency: int) -> dict[str, dict[str, Any]]:
-    """Compare modes fairly on a noisy machine: warm each up, then alternate them in `rounds`
-    rounds (order rotated every round) so drift hits every mode alike. Per mode: the latency
-    summary over all rounds, ops/s and the per-round p50s."""
+    """Warm each mode up, then alternate them in `rounds` rounds (order rotated) so machine
+    drift hits every mode alike. Per mode: latency summary, ops/s and per-round p50s."""
     names = list(modes)
     for m in names:
         await closed_loop(modes[m], warm, concurrency)
@@ -190,15 +187,14 @@ async def pool_backend_memory_mb(pool: Any) -> list[float]:
 
 
 class BackgroundLoad:
-    """`workers` tasks run `op` in a loop until exit; records (start, duration) per call and
-    counts exceptions by type (the load goes on). `between(t0, t1)` summarizes a time window."""
+    """`workers` tasks loop on `op` until exit, recording (start, duration) and counting
+    exceptions by type; `between(t0, t1)` summarizes a time window."""
 
     def __init__(self, op: Callable[[], Awaitable[Any]], workers: int) -> None:
         self.op, self.workers = op, workers
         self.samples: list[tuple[float, float]] = []
         self.errors: dict[str, int] = {}
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stop, self._tasks = asyncio.Event(), []  # type: ignore[var-annotated]
 
     async def _run(self) -> None:
         while not self._stop.is_set():
@@ -222,8 +218,7 @@ class BackgroundLoad:
 
 
 def lat3(s: dict[str, float], keys: Sequence[str] = ("p50", "p99", "max")) -> str:
-    """'p50/p99/max' of a summary, one decimal."""
-    return "/".join(f"{s[k]:.1f}" for k in keys)
+    return "/".join(f"{s[k]:.1f}" for k in keys)  # 'p50/p99/max' of a summary
 
 
 def min_med_max(values: Sequence[float]) -> list[float]:
@@ -241,8 +236,7 @@ def targets_table(targets: Sequence[tuple[str, float, float]]) -> tuple[str, lis
 
 def compare_table(configs: Sequence[dict[str, Any]], key: str, modes: Sequence[str],
                   baseline: str) -> str:
-    """Markdown rows per config and mode (results of `interleaved`): latency, ops/s and the
-    p50 / p99 ratios against `baseline` from the same config."""
+    """Rows per config and mode (`interleaved` results), with ratios against `baseline`."""
     rows = [[cfg[key], m, cfg[m]["p50"], cfg[m]["p99"], cfg[m]["max"], cfg[m]["ops_per_s"],
              ratio(cfg[m]["p50"], cfg[baseline]["p50"]), ratio(cfg[m]["p99"], cfg[baseline]["p99"])]
             for cfg in configs for m in modes]
@@ -253,16 +247,18 @@ def compare_table(configs: Sequence[dict[str, Any]], key: str, modes: Sequence[s
 @asynccontextmanager
 async def scratch_settings(database_url: str | None, prefix: str = "sm_bench",
                            **overrides: Any) -> AsyncIterator[Any]:
-    """Settings for a throwaway database, cleaned up on exit.
-
-    No URL: a fresh embedded PostgreSQL in a temp data dir (stopped and deleted afterwards).
-    With a URL: a scratch database on that server, dropped at the end with its tenant roles
+    """Settings for a throwaway database: no URL, a fresh embedded PostgreSQL in a temp dir;
+    with a URL, a scratch database there, dropped at the end with its tenant roles
     (`tn_<dbtag>_%`, dbtag = left(md5(dbname), 8) as in Database.start)."""
     import asyncpg
 
     from support_mcp.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}_"))
+    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's lock dir; kept: its atexit rewrites it
+        run = Path(tempfile.gettempdir()) / "sm_bench_runtime"
+        run.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(run)
     name = None
     try:
         if database_url is None:
@@ -292,6 +288,12 @@ async def scratch_settings(database_url: str | None, prefix: str = "sm_bench",
                 await admin.close()
         elif (tmp / "pg").exists():
             import pgserver
+            from pgserver._commands import pg_ctl
 
-            await asyncio.to_thread(pgserver.get_server(tmp / "pg").cleanup)
+            srv = pgserver.get_server(tmp / "pg")
+            # immediate: skip the shutdown checkpoint (minutes of fsync with 10,000 schemas)
+            await asyncio.to_thread(pg_ctl, ["-w", "-m", "immediate", "stop"], pgdata=srv.pgdata,
+                                    user=srv.system_user)
+            srv.cleanup_mode = None  # already stopped: only release pgserver's handle
+            await asyncio.to_thread(srv.cleanup)
         shutil.rmtree(tmp, ignore_errors=True)

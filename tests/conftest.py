@@ -89,18 +89,32 @@ def make_tenant(db: Database, unique_slug: Callable[[str], str]) -> Callable[...
 # --- MCP-level fixtures: the real SDK client, in memory, against build_server ---------------
 
 class Caller:
-    """Thin helpers over mcp.Client for tests: `ok` expects success, `err` expects is_error."""
+    """Thin helpers over mcp.Client for tests: `ok` expects success, `err` expects is_error.
 
-    def __init__(self, client) -> None:  # noqa: ANN001 - mcp.Client
-        self.client = client
+    With `auth_user`, each call carries that bearer identity in the SDK's auth contextvar, the
+    way the HTTP middleware sets it per request (in memory, requests run in the caller's task)."""
+
+    def __init__(self, client, auth_user=None) -> None:  # noqa: ANN001 - mcp.Client, AuthenticatedUser
+        self.client, self.auth_user = client, auth_user
+
+    async def call(self, tool: str, args: dict):  # noqa: ANN201 - CallToolResult
+        if self.auth_user is None:
+            return await self.client.call_tool(tool, args)
+        from mcp.server.auth.middleware.auth_context import auth_context_var
+
+        token = auth_context_var.set(self.auth_user)
+        try:
+            return await self.client.call_tool(tool, args)
+        finally:
+            auth_context_var.reset(token)
 
     async def ok(self, tool: str, /, **args: object) -> dict:
-        r = await self.client.call_tool(tool, args)
+        r = await self.call(tool, args)
         assert not r.is_error, f"{tool} failed: {r.content[0].text if r.content else r}"
         return r.structured_content
 
     async def err(self, tool: str, /, **args: object) -> str:
-        r = await self.client.call_tool(tool, args)
+        r = await self.call(tool, args)
         assert r.is_error, f"{tool} unexpectedly succeeded: {r.structured_content}"
         return r.content[0].text
 
@@ -120,5 +134,51 @@ def connect(db: Database):
         server = build_server(db.settings, principal or Principal.operator(tenants, all_tenants), db=db)
         async with mcp.Client(server) as client:
             yield Caller(client)
+
+    return _connect
+
+
+@pytest.fixture
+def make_key(db: Database):
+    """Create an API key: `await make_key(tenants=[...] | all_tenants=True, scopes=[...], expires_in=...)`."""
+    from support_mcp import keys
+
+    async def make(tenants: list[str] | None = None, all_tenants: bool = False,
+                   scopes: list[str] = ("read", "write"), expires_in=None, name: str = "test") -> str:  # noqa: ANN001
+        created = await keys.create_key(db, name, tenants=tenants or [], all_tenants=all_tenants,
+                                        scopes=list(scopes), expires_in=expires_in)
+        return created.key
+
+    return make
+
+
+@pytest.fixture
+def connect_key(db: Database):
+    """`async with connect_key(key, **settings_overrides) as c:` -> a bearer-authenticated in-memory client.
+
+    The SDK's HTTP middleware would put the verified token in its auth contextvar; here we set
+    that contextvar ourselves (the server verifies the key again on every request)."""
+    from contextlib import asynccontextmanager
+
+    import mcp
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    from support_mcp.server import build_server
+
+    @asynccontextmanager
+    async def _connect(key: str, *, read_only: bool = False, elicitation_callback=None, **overrides: object):  # noqa: ANN001
+        s = db.settings.model_copy(update=overrides) if overrides else db.settings
+        server = build_server(s, db=db, bearer=True, read_only=read_only)
+        user = AuthenticatedUser(AccessToken(token=key, client_id="test", scopes=[]))
+        token = auth_context_var.set(user)
+        try:
+            async with mcp.Client(server, elicitation_callback=elicitation_callback) as client:
+                caller = Caller(client, auth_user=user)
+                caller.server = server
+                yield caller
+        finally:
+            auth_context_var.reset(token)
 
     return _connect

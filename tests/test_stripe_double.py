@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
@@ -21,6 +22,7 @@ def sd() -> Iterator[StripeDouble]:
         double.add_account("acct_1")
         double.add_account("acct_2")
         yield double
+        assert not double.errors  # exceptions inside the double itself
 
 
 def client(sd: StripeDouble, **kwargs) -> stripe.StripeClient:
@@ -219,6 +221,25 @@ def test_idempotent_replay_and_conflict(sd: StripeDouble) -> None:
     c.v1.refunds.create({"charge": ch["id"], "amount": 100}, options=A1)
     c.v1.refunds.create({"charge": ch["id"], "amount": 100}, options=A1)
     assert acct.get(ch["id"])["amount_refunded"] == 600
+
+
+def test_concurrent_refunds_never_over_refund(sd: StripeDouble) -> None:
+    ch = sd.account("acct_1").charge(amount=1000)
+    c = client(sd)
+
+    def refund(_: int) -> str:
+        try:
+            c.v1.refunds.create({"charge": ch["id"], "amount": 100}, options=A1)
+            return "ok"
+        except stripe.InvalidRequestError as e:
+            return e.code or "?"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(refund, range(14)))
+    assert outcomes.count("ok") == 10
+    assert set(outcomes) - {"ok"} == {"charge_already_refunded"}
+    assert (ch["amount_refunded"], ch["refunded"]) == (1000, True)
+    assert not sd.errors
 
 
 # ---------------------------------------------------------------------------- faults

@@ -57,11 +57,11 @@ def free_port() -> int:
 
 async def stop(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
     """Terminate, wait up to `grace` s, then kill. Polls returncode (pipe EOF is not awaited)."""
-    for signal_it in (proc.terminate, proc.kill):
+    for send_signal in (proc.terminate, proc.kill):
         if proc.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            signal_it()
+            send_signal()
         for _ in range(int(grace / 0.05)):
             if proc.returncode is not None:
                 return
@@ -74,7 +74,9 @@ def tail(path: Path, n: int = 3000) -> str:
 
 @contextlib.asynccontextmanager
 async def http_server(env: dict[str, str], log: Path, *args: str) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-    """Run `serve --host 127.0.0.1 --port P *args`; yield (P, first /healthz body) once it answers 200."""
+    """Run `serve --host 127.0.0.1 --port P *args`; yield (P, first /healthz body) once it answers 200.
+
+    Afterwards the server must have exited 0 on SIGTERM (graceful shutdown, database closed)."""
     port = free_port()
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(*SERVE, "--host", "127.0.0.1", "--port", str(port), *args,
@@ -140,7 +142,8 @@ class RawStdio:
     """A `serve` subprocess on raw pipes: newline-delimited JSON-RPC, every stdout line kept."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc, self.lines = proc, []
+        self.proc = proc
+        self.lines: list[str] = []
 
     async def send(self, message: dict[str, Any] | str) -> None:
         line = message if isinstance(message, str) else json.dumps(message)

@@ -14,13 +14,16 @@ VALUES (:tenant_id, :ticket_id, :ticket_number, :rating, :comment, :key_id)
 RETURNING id, rating, created_at;
 
 -- name: audit-stats(since)
-SELECT tenant_id,
+-- Calls per tenant: those that reached the tenant (tenant_id) and those refused before it
+-- (only the slug as asked is known then).
+SELECT t.id AS tenant_id,
        count(*) AS calls,
-       count(*) FILTER (WHERE outcome <> 'ok') AS errors,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms
-FROM "global".audit_log
-WHERE tenant_id IS NOT NULL AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
-GROUP BY tenant_id;
+       count(*) FILTER (WHERE a.outcome <> 'ok') AS errors,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50_ms
+FROM "global".audit_log a
+JOIN public.tenants t ON t.id = a.tenant_id OR (a.tenant_id IS NULL AND t.slug = a.tenant_slug)
+WHERE CAST(:since AS timestamptz) IS NULL OR a.at >= :since
+GROUP BY t.id;
 
 -- name: feedback-stats(since)
 SELECT tenant_id, count(*) AS ratings, avg(rating)::float AS avg_rating

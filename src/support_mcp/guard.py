@@ -11,7 +11,7 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_REQUEST, CallToolResult, ListToolsResult, TextContent
+from mcp.types import INVALID_REQUEST, CallToolResult, TextContent
 from pydantic import ValidationError
 
 from .access import Principal
@@ -24,7 +24,8 @@ from .validation import summarize
 _principal: ContextVar[Principal | None] = ContextVar("support_mcp_principal", default=None)
 _call: ContextVar[dict[str, Any] | None] = ContextVar("support_mcp_call", default=None)
 
-_OPEN_METHODS = {"initialize", "ping", "notifications/initialized", "notifications/cancelled"}
+# Requests that reach tenant data: the caller must be established for each of them.
+_DATA_METHODS = {"tools/call", "resources/read", "prompts/get"}
 
 #: tool name -> (kind, scope or None); filled by toolkit.tool
 TOOL_POLICY: dict[str, tuple[str, str | None]] = {}
@@ -55,26 +56,26 @@ class Guard:
         self.app = app
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> HandlerResult:
-        if ctx.method in _OPEN_METHODS or ctx.request_id is None:
-            return await call_next(ctx)
+        if ctx.method not in _DATA_METHODS and ctx.method != "tools/list":
+            return await call_next(ctx)  # handshake, discovery, listings of static metadata
         started = time.perf_counter()
         info: dict[str, Any] = {}
         p_token, c_token = _principal.set(None), _call.set(info)
         try:
+            principal: Principal | None = None
+            refusal: SupportError | None = None
             try:
-                principal: Principal | None = await self.app.resolve_principal()
+                principal = await self.app.resolve_principal()
             except SupportError as exc:
-                if ctx.method != "tools/call":
-                    raise MCPError(INVALID_REQUEST, str(exc)) from None
-                principal, refusal = None, exc
-            else:
-                refusal = None
+                refusal = exc
             _principal.set(principal)
             if ctx.method == "tools/list":
                 return self._visible(await call_next(ctx), principal)
-            if ctx.method != "tools/call":
-                return await call_next(ctx)
-            return await self._tool_call(ctx, call_next, principal, refusal, info, started)
+            if ctx.method == "tools/call":
+                return await self._tool_call(ctx, call_next, principal, refusal, info, started)
+            if refusal is not None:
+                raise MCPError(INVALID_REQUEST, str(refusal))
+            return await call_next(ctx)
         finally:
             _principal.reset(p_token)
             _call.reset(c_token)
@@ -132,14 +133,14 @@ class Guard:
                                f"not an argument of this tool (its arguments: {known})")
 
     def _visible(self, result: HandlerResult, principal: Principal | None) -> HandlerResult:
-        if not isinstance(result, ListToolsResult) or principal is None:
+        """Drop tools this caller cannot use (the chain returns the wire dict here)."""
+        if principal is None or not isinstance(result, dict) or not isinstance(result.get("tools"), list):
             return result
-        keep = []
-        for t in result.tools:
-            kind, scope = TOOL_POLICY.get(t.name, ("global", None))
+
+        def usable(tool: Any) -> bool:
+            kind, scope = TOOL_POLICY.get(str(tool.get("name")), ("global", None))
             if self.app.read_only and kind in ("write", "destructive"):
-                continue
-            if scope is not None and scope not in principal.scopes:
-                continue
-            keep.append(t)
-        return result.model_copy(update={"tools": keep})
+                return False
+            return scope is None or scope in principal.scopes
+
+        return {**result, "tools": [t for t in result["tools"] if usable(t)]}

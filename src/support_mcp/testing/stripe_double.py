@@ -73,13 +73,13 @@ class StripeDouble:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> StripeDouble:
+        self._stopping.clear()
         server = ThreadingHTTPServer((self._host, 0), Handler)
         server.daemon_threads = True
         server.double = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="stripe-double",
-                                        daemon=True)
+                                        name="stripe-double", daemon=True)
         self._thread.start()
         return self
 

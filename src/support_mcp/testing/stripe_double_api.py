@@ -172,7 +172,9 @@ def _created_ok(obj: dict[str, Any], created: Any) -> bool:
         return True
     ts = obj["created"]
     if isinstance(created, str):
-        return ts == int(created)
+        return ts == _int({"created": created}, "created")
+    if not isinstance(created, dict):
+        raise ApiError(400, "Invalid created", param="created")
     ops = {"gt": ts.__gt__, "gte": ts.__ge__, "lt": ts.__lt__, "lte": ts.__le__}
     for op, bound in created.items():
         if op not in ops or not re.fullmatch(r"-?\d+", str(bound)):

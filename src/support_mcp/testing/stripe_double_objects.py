@@ -46,6 +46,14 @@ _EVIDENCE_FIELDS = ("access_activity_log", "billing_address", "cancellation_poli
                     "shipping_documentation", "shipping_tracking_number", "uncategorized_file",
                     "uncategorized_text")
 
+_RECEIPTS = "https://pay.stripe.com/receipts/payment/"
+_OUTCOME_OK = {"network_status": "approved_by_network", "reason": None, "risk_level": "normal",
+               "seller_message": "Payment complete.", "type": "authorized"}
+_OUTCOME_DECLINED = {"network_status": "declined_by_network", "reason": "generic_decline",
+                     "risk_level": "normal", "type": "issuer_declined",
+                     "seller_message": "The bank did not return any further details with "
+                                       "this decline."}
+
 
 def new_id(prefix: str, length: int = 24) -> str:
     """A Stripe-looking id: ``new_id("ch")`` -> ``ch_3Pq...`` (random base62)."""
@@ -158,18 +166,16 @@ class Account:
                 "failure_code": failure_code, "failure_message": failure_message,
                 "fraud_details": {}, "livemode": False, "metadata": dict(metadata or {}),
                 "on_behalf_of": None,
-                "outcome": {"network_status": "approved_by_network" if ok else "declined_by_network",
-                            "reason": None if ok else "generic_decline", "risk_level": "normal",
-                            "seller_message": "Payment complete." if ok else "The bank did not return any further details with this decline.",
-                            "type": "authorized" if ok else "issuer_declined"},
+                "outcome": dict(_OUTCOME_OK if ok else _OUTCOME_DECLINED),
                 "paid": ok, "payment_intent": pi["id"] if pi else None,
                 "payment_method": new_id("pm"),
                 "payment_method_details": {"type": "card", "card": {
                     "brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2030,
                     "funding": "credit", "last4": "4242", "network": "visa"}},
                 "receipt_email": cus["email"] if cus else None, "receipt_number": None,
-                "receipt_url": receipt_url or f"https://pay.stripe.com/receipts/payment/{new_id('CAcQARoX', 40)}",
-                "refunded": bool(refunded) if refunded is not None else (amount_refunded >= amount > 0),
+                "receipt_url": receipt_url or _RECEIPTS + new_id("CAcQARoX", 40),
+                "refunded": (bool(refunded) if refunded is not None
+                             else amount_refunded >= amount > 0),
                 "review": None, "shipping": None, "source_transfer": None,
                 "statement_descriptor": None, "statement_descriptor_suffix": None,
                 "status": status, "transfer_data": None, "transfer_group": None,
