@@ -35,9 +35,10 @@ INS_TICKET = "INSERT INTO tickets (customer_id, subject) VALUES ($1, $2) RETURNI
 GET_TICKET = "SELECT id, number, subject, status, created_at FROM tickets WHERE id = $1"
 W, R = "lat_w", "lat_r"  # latency tenants: creates go to W so R keeps its ~200 tickets
 TICKET = {"subject": "Printer on fire", "description": "It is on fire. Please advise."}
+LIST = {"tenant": R, "limit": 20}
+MODES = ("mcp_http", "scoped_in_process", "raw_asyncpg")
 now = time.perf_counter
 Op = Callable[[], Awaitable[Any]]
-CPU_KEYS = ("client", "server", "postgres", "machine")
 
 
 async def call(c: mcp.Client, name: str, args: dict[str, Any]) -> Any:
@@ -57,10 +58,14 @@ async def direct_create(db: Database, tenant: str) -> Any:
                                     customer_name=None, priority="normal", tags=None)
 
 
-async def direct_list(db: Database, tenant: str, limit: int) -> Any:
-    async with db.tenant_scope(tenant) as s:
+async def direct_list(db: Database) -> Any:
+    async with db.tenant_scope(R) as s:
         return await tickets.list_(s.conn, status=None, priority=None, customer=None, tag=None,
-                                   assignee=None, query=None, cursor=None, limit=limit)
+                                   assignee=None, query=None, cursor=None, limit=20)
+
+
+async def no_validation(name: str, result: Any) -> None:
+    return None
 
 
 def server_env(st: Any) -> dict[str, str]:
@@ -90,21 +95,31 @@ async def start_http(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess
     raise RuntimeError(f"HTTP server did not come up (exit code {proc.returncode})")
 
 
-async def seed(db: Database) -> None:
-    for t in (W, R):
-        await tenancy.create_tenant(db, t, t.title())
-        async with db.tenant_scope(t) as s:
-            await s.conn.execute(INS_CUSTOMER, CUSTOMER)
-    async with db.tenant_scope(R) as s:
-        await s.conn.executemany(INS_TICKET, [(CUSTOMER, f"Ticket {i}") for i in range(200)])
-    async with db.global_scope() as c:  # raw baseline: one plain schema owned by the app user
-        await c.execute("CREATE SCHEMA bench_single; SET LOCAL search_path = bench_single")
-        await c.execute(migrations.load("tenant")[0].sql)
-        await c.execute(INS_CUSTOMER, CUSTOMER)
+def release_pg_handles(st: Any) -> list[int]:
+    """Drop dead pids from pgserver's handle list so the embedded server stops when we exit (a
+    server subprocess killed before its atexit ran would keep it running). Returns them."""
+    path = Path(st.data_dir) / "pg" / ".handle_pids.json"
+    if st.database_url is not None or not path.exists():
+        return []
+    pids = json.loads(path.read_text())
+    dead = [p for p in pids if not psutil.pid_exists(p)]
+    path.write_text(json.dumps([p for p in pids if p not in dead]))
+    return dead
 
 
-async def no_validation(name: str, result: Any) -> None:
-    return None
+async def seed(db: Database, slugs: list[str]) -> None:
+    async def tenant(s: str) -> None:
+        await tenancy.create_tenant(db, s, s.upper())
+        async with db.tenant_scope(s) as sc:
+            await sc.conn.execute(INS_CUSTOMER, CUSTOMER)
+    await bounded_map(tenant, slugs, 4)
+    if R in slugs:
+        async with db.tenant_scope(R) as sc:
+            await sc.conn.executemany(INS_TICKET, [(CUSTOMER, f"Ticket {i}") for i in range(200)])
+        async with db.global_scope() as c:  # raw baseline: one plain schema owned by the app user
+            await c.execute("CREATE SCHEMA bench_single; SET LOCAL search_path = bench_single")
+            await c.execute(migrations.load("tenant")[0].sql)
+            await c.execute(INS_CUSTOMER, CUSTOMER)
 
 
 async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, rounds: int,
@@ -117,13 +132,11 @@ async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, 
         # the client re-validates structuredContent against the outputSchema (jsonschema);
         # "in-memory-noval" skips that to separate client-side validation from server cost
         mem_nv.session.validate_tool_result = no_validation  # type: ignore[method-assign]
-        modes: dict[str, Op] = {"create/direct": lambda: direct_create(db, W),
-                                "list/direct": lambda: direct_list(db, R, 20)}
+        modes: dict[str, Op] = {"create/direct": lambda: direct_create(db, W), "list/direct": lambda: direct_list(db)}
         for name, c in (("in-memory", mem), ("in-memory-noval", mem_nv), ("stdio", sio), ("http", http)):
             modes[f"create/{name}"] = lambda c=c: call(c, "create_ticket", create_args(W))
-            modes[f"list/{name}"] = lambda c=c: call(c, "list_tickets", {"tenant": R, "limit": 20})
-        got = await call(http, "list_tickets", {"tenant": R, "limit": 20})
-        assert len(got["tickets"]) == 20, got
+            modes[f"list/{name}"] = lambda c=c: call(c, "list_tickets", LIST)
+        assert len((await call(http, "list_tickets", LIST))["tickets"]) == 20
         cpu: dict[str, list[float]] = {m: [] for m in modes}  # CPU time of this process per call
 
         def cpu_timed(m: str, op: Op) -> Op:
@@ -134,53 +147,39 @@ async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, 
             return f
 
         out = await interleaved({m: cpu_timed(m, op) for m, op in modes.items()}, n, rounds, warm, 1)
-        for m, xs in cpu.items():
-            out[m]["cpu_p50"] = summarize(xs[warm:])["p50"]
-        return out
+    for m, xs in cpu.items():
+        out[m]["cpu_p50"] = summarize(xs[warm:])["p50"]  # the first `warm` calls were the warm-up
+    return out
 
 
 def cpu_snapshot(server_pid: int, postmaster: psutil.Process | None) -> dict[str, float]:
     """CPU seconds: this process, the server subprocess, our PostgreSQL cluster (postmaster, its
-    live children and those it reaped) and the whole machine (busy = not idle / iowait)."""
+    live children and those it reaped) and the whole machine."""
     def secs(p: psutil.Process, reaped: bool = False) -> float:
         try:
             t = p.cpu_times()
         except psutil.Error:
             return 0.0
         return t.user + t.system + ((t.children_user + t.children_system) if reaped else 0.0)
-    pg = math.nan if postmaster is None else secs(postmaster, True) + sum(
-        secs(ch) for ch in postmaster.children())
+    pg = math.nan if postmaster is None else secs(postmaster, True) + sum(map(secs, postmaster.children()))
     m = psutil.cpu_times()
     return {"client": secs(psutil.Process()), "server": secs(psutil.Process(server_pid)), "postgres": pg,
             "machine": m.user + m.nice + m.system + m.irq + m.softirq + m.steal}
 
 
-def release_pg_handles(st: Any) -> list[int]:
-    """Drop dead pids from pgserver's handle list, so the embedded server stops when we exit:
-    a server subprocess that died without running atexit would keep it running. Returns them."""
-    path = Path(st.data_dir) / "pg" / ".handle_pids.json"
-    if st.database_url is not None or not path.exists():
-        return []
-    pids = json.loads(path.read_text())
-    dead = [p for p in pids if not psutil.pid_exists(p)]
-    path.write_text(json.dumps([p for p in pids if p not in dead]))
-    return dead
-
-
 async def run_for(ops: list[Op], seconds: float) -> tuple[list[float], float]:
     """One worker per op, each looping until the deadline; returns (latencies, wall)."""
     lat: list[float] = []
-    t0 = now()
-    t_end = t0 + seconds
+    start = now()
 
     async def worker(op: Op) -> None:
-        while now() < t_end:
+        while now() < start + seconds:
             t0 = now()
             await op()
             lat.append(now() - t0)
 
     await asyncio.gather(*(worker(op) for op in ops))
-    return lat, now() - t0
+    return lat, now() - start
 
 
 async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int, slugs: list[str],
@@ -197,8 +196,7 @@ async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int,
 
     async def raw_op() -> None:  # autocommit: the insert commits, then the select, like 2 calls
         async with raw.acquire() as c:
-            tid = await c.fetchval(INS_TICKET, CUSTOMER, "bench")
-            await c.fetchrow(GET_TICKET, tid)
+            await c.fetchrow(GET_TICKET, await c.fetchval(INS_TICKET, CUSTOMER, "bench"))
 
     def mcp_op(c: mcp.Client) -> Op:
         async def op() -> None:
@@ -207,38 +205,31 @@ async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int,
             await call(c, "get_ticket", {"tenant": t, "ticket": created["id"]})
         return op
 
+    acc = {m: {"lat": [], "wall": 0.0, "cpu": {}, "round_ops_s": []} for m in MODES}
     async with contextlib.AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(mcp.Client(url)) for _ in range(CONC)]
-        modes: dict[str, list[Op]] = {"mcp_http": [mcp_op(c) for c in clients],
-                                      "scoped_in_process": [scoped_op] * CONC, "raw_asyncpg": [raw_op] * CONC}
-        names = list(modes)
-        acc = {m: {"lat": [], "wall": 0.0, "cpu": dict.fromkeys(CPU_KEYS, 0.0),
-                   "round_ops_s": []} for m in names}
-        for m in names:
+        modes = dict(zip(MODES, ([mcp_op(c) for c in clients], [scoped_op] * CONC, [raw_op] * CONC)))
+        for m in MODES:
             await run_for(modes[m], warm)
         for r in range(rounds):
-            for m in names[r % len(names):] + names[:r % len(names)]:
+            for m in MODES[r % 3:] + MODES[:r % 3]:
                 c0 = cpu_snapshot(server_pid, postmaster)
                 lat, wall = await run_for(modes[m], seconds / rounds)
-                c1 = cpu_snapshot(server_pid, postmaster)
-                a = acc[m]
+                c1, a = cpu_snapshot(server_pid, postmaster), acc[m]
                 a["lat"], a["wall"] = a["lat"] + lat, a["wall"] + wall
                 a["round_ops_s"].append(len(lat) / wall)
-                a["cpu"] = {k: v + c1[k] - c0[k] for k, v in a["cpu"].items()}
-            log(f"  round {r + 1}/{rounds}: ops/s " + ", ".join(
-                f"{m} {acc[m]['round_ops_s'][-1]:.0f}" for m in names))
-    out: dict[str, Any] = {}
+                a["cpu"] = {k: a["cpu"].get(k, 0.0) + c1[k] - c0[k] for k in c1}
+            log(f"  round {r + 1}/{rounds}: ops/s " + ", ".join(f"{m} {acc[m]['round_ops_s'][-1]:.0f}" for m in MODES))
+    out: dict[str, Any] = {"server_rss_mb": psutil.Process(server_pid).memory_info().rss / 2**20}
     for m, a in acc.items():
-        out[m] = {**summarize(a["lat"]), "ops": len(a["lat"]), "seconds": a["wall"],
-                  "ops_per_s": len(a["lat"]) / a["wall"], "round_ops_s": a["round_ops_s"],
-                  "cpu_pct": {k: 100 * v / a["wall"] for k, v in a["cpu"].items()},
-                  "cpu_ms_per_op": {k: 1000 * v / max(1, len(a["lat"])) for k, v in a["cpu"].items()}}
-        own = sum(out[m]["cpu_ms_per_op"][k] for k in ("client", "server", "postgres"))
-        out[m]["cpu_ms_per_op"]["ours"] = own
-        out[m]["capacity_ops_s"] = 2000 / own if own > 0 else math.nan  # if it had both cores
-        cp = out[m]["cpu_pct"]
-        cp["others"] = cp["machine"] - cp["client"] - cp["server"] - cp["postgres"]
-    out["server_rss_mb"] = psutil.Process(server_pid).memory_info().rss / 2**20
+        ops, cpu = len(a["lat"]), a["cpu"]
+        pct = {k: 100 * v / a["wall"] for k, v in cpu.items()}
+        pct["others"] = pct["machine"] - pct["client"] - pct["server"] - pct["postgres"]
+        per_op = {k: 1000 * cpu[k] / max(1, ops) for k in ("client", "server", "postgres")}
+        per_op["sum"] = sum(per_op.values())
+        out[m] = {**summarize(a["lat"]), "ops": ops, "seconds": a["wall"], "ops_per_s": ops / a["wall"],
+                  "round_ops_s": a["round_ops_s"], "cpu_pct": pct, "cpu_ms_per_op": per_op,
+                  "capacity_ops_s": 2000 / per_op["sum"] if per_op["sum"] > 0 else math.nan}
     for a, b in (("mcp_http", "raw_asyncpg"), ("mcp_http", "scoped_in_process"), ("scoped_in_process", "raw_asyncpg")):
         out[f"ratio_{a}_{b}"] = ratio(out[a]["ops_per_s"], out[b]["ops_per_s"])
         out[f"capacity_ratio_{a}_{b}"] = ratio(out[a]["capacity_ops_s"], out[b]["capacity_ops_s"])
@@ -257,29 +248,20 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         try:
             async with db.connection() as c:
                 cfg["server_version"] = await c.fetchval("SHOW server_version")
-            await seed(db)
+            await seed(db, [W, R])
             env = server_env(st)
             http, port = await start_http(env, st.data_dir)
             url = f"http://127.0.0.1:{port}/mcp"
             log(f"1. latency: 10 cells x {n} calls, {rounds} interleaved rounds")
-            res["latency"] = await latency(db, st, env, url, n, rounds, warm)
+            res["latency"] = lat = await latency(db, st, env, url, n, rounds, warm)
             for op in ("create", "list"):
                 for v in ("in-memory", "in-memory-noval"):
-                    res[f"overhead_{op}_{v}_ms"] = (res["latency"][f"{op}/{v}"]["p50"]
-                                                    - res["latency"][f"{op}/direct"]["p50"])
+                    res[f"overhead_{op}_{v}_ms"] = lat[f"{op}/{v}"]["p50"] - lat[f"{op}/direct"]["p50"]
             log(f"2. provisioning {n_ten} tenants (4 in parallel)")
-            slugs = [f"tp{i:05d}" for i in range(n_ten)]
-
-            async def provision(s: str) -> None:
-                await tenancy.create_tenant(db, s, s.upper())
-                async with db.tenant_scope(s) as sc:
-                    await sc.conn.execute(INS_CUSTOMER, CUSTOMER)
-
-            t0 = now()
-            await bounded_map(provision, slugs, 4)
+            slugs, t0 = [f"tp{i:05d}" for i in range(n_ten)], now()
+            await seed(db, slugs)
             res["provision_s"] = now() - t0
-            raw = await asyncpg.create_pool(db.dsn, min_size=CONC, max_size=CONC,
-                                            max_queries=st.db_pool_max_queries,
+            raw = await asyncpg.create_pool(db.dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
                                             server_settings={"search_path": "bench_single"})
             log(f"3. throughput: {CONC} workers, {secs:.0f} s per mode in {t_rounds} rounds")
             res["throughput"] = await throughput(db, raw, url, http.pid, slugs, secs, t_rounds, t_warm)
@@ -298,55 +280,49 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
 
 def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     c, lat, tp = r["config"], r["latency"], r["throughput"]
-    rows = []
-    for op in ("create", "list"):
-        base = lat[f"{op}/direct"]
-        for path in ("direct", "in-memory", "in-memory-noval", "stdio", "http"):
-            s = lat[f"{op}/{path}"]
-            rows.append([f"{op}_ticket" if op == "create" else "list_tickets(20)", path, s["n"], s["p50"],
-                         s["p99"], s["max"], s["p50"] - base["p50"], s["p99"] - base["p99"], s["cpu_p50"],
-                         s["cpu_p50"] - base["cpu_p50"],
-                         " ".join(f"{x:.2f}" for x in s["round_p50s"])])
-    tprows = [[m, tp[m]["ops_per_s"], ratio(tp[m]["ops_per_s"], tp["raw_asyncpg"]["ops_per_s"]), tp[m]["p50"],
-               tp[m]["p99"], *(tp[m]["cpu_pct"][k] for k in ("client", "server", "postgres", "others", "machine")),
-               *(tp[m]["cpu_ms_per_op"][k] for k in ("client", "server", "postgres", "ours")),
-               tp[m]["capacity_ops_s"], ratio(tp[m]["capacity_ops_s"], tp["raw_asyncpg"]["capacity_ops_s"]),
-               " ".join(f"{x:.0f}" for x in tp[m]["round_ops_s"])]
-              for m in ("mcp_http", "scoped_in_process", "raw_asyncpg")]
-    targets = [{"target": f"{v} MCP p50 - direct p50, ms, {op}", "value": r[f"overhead_{op}_{v}_ms"],
-                "limit": "<= 0.5"} for v in ("in-memory", "in-memory-noval") for op in ("create", "list")]
-    targets.append({"target": "HTTP MCP ops/s / raw asyncpg ops/s", "value": tp["ratio_mcp_http_raw_asyncpg"],
-                    "limit": ">= 0.35"})
-    targets.append({"target": "same, from CPU ms per op (2000/sum)",
-                    "value": tp["capacity_ratio_mcp_http_raw_asyncpg"], "limit": ">= 0.35"})
+    rows = [[f"{op}_ticket" if op == "create" else "list_tickets(20)", path, s["n"], s["p50"], s["p99"], s["max"],
+             s["p50"] - b["p50"], s["p99"] - b["p99"], s["cpu_p50"], s["cpu_p50"] - b["cpu_p50"],
+             " ".join(f"{x:.2f}" for x in s["round_p50s"])]
+            for op in ("create", "list") for b in [lat[f"{op}/direct"]]
+            for path in ("direct", "in-memory", "in-memory-noval", "stdio", "http") for s in [lat[f"{op}/{path}"]]]
+    raw = tp["raw_asyncpg"]
+    tp_rows = [[m, tp[m]["ops_per_s"], ratio(tp[m]["ops_per_s"], raw["ops_per_s"]), tp[m]["p50"], tp[m]["p99"],
+                " ".join(f"{x:.0f}" for x in tp[m]["round_ops_s"])] for m in MODES]
+    cpu_rows = [[m, *(tp[m]["cpu_pct"][k] for k in ("client", "server", "postgres", "others", "machine")),
+                 *(tp[m]["cpu_ms_per_op"][k] for k in ("client", "server", "postgres", "sum")),
+                 tp[m]["capacity_ops_s"], ratio(tp[m]["capacity_ops_s"], raw["capacity_ops_s"])] for m in MODES]
+    targets = [{"target": f"{v} p50 - direct p50, ms, {op}", "value": r[f"overhead_{op}_{v}_ms"], "limit": "<= 0.5"}
+               for v in ("in-memory", "in-memory-noval") for op in ("create", "list")]
+    targets += [{"target": "HTTP MCP ops/s / raw asyncpg ops/s", "value": tp["ratio_mcp_http_raw_asyncpg"],
+                 "limit": ">= 0.35"},
+                {"target": "same from CPU ms per op (2000/sum)",
+                 "value": tp["capacity_ratio_mcp_http_raw_asyncpg"], "limit": ">= 0.35"}]
     for t in targets:
         lim = float(t["limit"][3:])
         t["met"] = t["value"] <= lim if t["limit"].startswith("<=") else t["value"] >= lim
-    load = "/".join(f"{x:.1f}" for x in r["loadavg_start"]) + " -> " + "/".join(
-        f"{x:.1f}" for x in r["loadavg_end"])
+    load = " -> ".join("/".join(f"{x:.1f}" for x in r[k]) for k in ("loadavg_start", "loadavg_end"))
     out = [f"# MCP call bench: {c['server']} PostgreSQL {c['server_version']}, {r['machine']['cpus']} CPUs, "
            f"{'quick' if c['quick'] else 'full'} run, load average {load}",
-           f"\n## 1. Latency per call, concurrency 1 ({c['calls_per_cell']} calls per cell in {c['rounds']} "
+           f"\n## 1. Latency per call, concurrency 1 ({c['calls_per_cell']} calls per cell, {c['rounds']} "
            "interleaved rounds; ms)",
            md_table(["call", "path", "n", "p50", "p99", "max", "p50 - direct", "p99 - direct", "client CPU p50",
                      "CPU - direct", "round p50s"], rows),
-           "\nclient CPU = CPU time of the bench process per call (for direct and in-memory: all app-side "
-           "work; for stdio/http: the client's share only). in-memory-noval = in-memory with the client's "
-           "jsonschema re-validation of structuredContent switched off.",
+           "\nclient CPU = CPU time of the bench process per call (direct and in-memory: all app-side work; "
+           "stdio/http: the client's share only). in-memory-noval = in-memory with the client's jsonschema "
+           "re-validation of structuredContent switched off.",
            f"\n## 2. Throughput: op = create_ticket + get_ticket of it, random tenant of {c['tenants']}; "
            f"{CONC} workers, {c['seconds_per_mode']:.0f} s per mode in {c['throughput_rounds']} rounds",
-           md_table(["mode", "ops/s", "vs raw", "p50 ms", "p99 ms", "CPU % client", "server", "postgres",
-                     "other processes", "machine (of 200)", "CPU ms/op client", "server", "postgres", "sum",
-                     "2000/sum ops/s", "vs raw", "ops/s per round"], tprows),
+           md_table(["mode", "ops/s", "vs raw", "p50 ms", "p99 ms", "ops/s per round"], tp_rows),
+           "\nCPU: % of one core during the mode (2 cores = 200), and CPU ms per op; 2000/sum = ops/s if our "
+           "processes had both cores to themselves (robust to other load on the machine)\n",
+           md_table(["mode", "% client", "% server", "% postgres", "% other processes", "% machine",
+                     "ms/op client", "ms/op server", "ms/op postgres", "ms/op sum", "2000/sum", "vs raw"], cpu_rows),
            f"\nmcp_http / scoped_in_process: {tp['ratio_mcp_http_scoped_in_process']:.2f}; scoped_in_process / "
-           f"raw: {tp['ratio_scoped_in_process_raw_asyncpg']:.2f}; server RSS {tp['server_rss_mb']:.0f} MB; provisioning "
-           f"{c['tenants']} tenants took {r['provision_s']:.1f} s. CPU % = CPU seconds / wall "
-           "(100 = one core; 2 cores in total); 2000/sum = ops/s if our processes had both cores to "
-           "themselves (robust to other load on the machine). raw_asyncpg = autocommit insert + select by id "
-           "on one plain schema; scoped_in_process = the domain calls via Database.tenant_scope.",
-           "\n## Targets",
-           md_table(["target", "value", "limit", "met"], [[t["target"], t["value"], t["limit"], t["met"]]
-                                                          for t in targets])]
+           f"raw: {tp['ratio_scoped_in_process_raw_asyncpg']:.2f}; server RSS {tp['server_rss_mb']:.0f} MB; "
+           f"provisioning {c['tenants']} tenants took {r['provision_s']:.1f} s. raw_asyncpg = autocommit insert + "
+           "select by id on one plain schema; scoped_in_process = the domain calls via Database.tenant_scope.",
+           "\n## Targets", md_table(["target", "value", "limit", "met"],
+                                    [[t["target"], t["value"], t["limit"], t["met"]] for t in targets])]
     return "\n".join(out), targets
 
 
@@ -362,8 +338,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     random.seed(a.seed)
-    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's lock dir: shared with the server
-        run_dir = tempfile.mkdtemp(prefix="sm_mcpcalls_run_")  # subprocesses, removed after
+    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's lock dir, shared with the server
+        run_dir = tempfile.mkdtemp(prefix="sm_mcpcalls_run_")  # subprocesses; removed after
         os.environ["XDG_RUNTIME_DIR"] = run_dir  # pgserver's own atexit (registered later)
         atexit.register(shutil.rmtree, run_dir, True)
     configure_logging("WARNING", "console")

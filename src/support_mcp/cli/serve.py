@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import signal
+from collections.abc import Coroutine
 from enum import Enum
+from typing import Any
 
 import typer
 
@@ -61,11 +63,26 @@ def serve(
         raise fail(f"operator flags serve without authentication, so only on a loopback address (not {host}); "
                    "create API keys (`support-mcp keys create`) and drop --tenant/--all-tenants", 2)
     try:
-        asyncio.run(_serve(s, principal, transport, host, port, stateless, json_response, read_only))
+        main = _serve(s, principal, transport, host, port, stateless, json_response, read_only)
+        # stdio: SIGTERM (how clients stop a server) cancels cleanly; uvicorn handles it for HTTP
+        asyncio.run(_until_sigterm(main) if transport is Transport.stdio else main)
     except SupportError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+async def _until_sigterm(run: Coroutine[Any, Any, None]) -> None:
+    """Run until done or SIGTERM, then return normally so the database is closed cleanly."""
+    task = asyncio.ensure_future(run)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        log.info("stopped", reason="SIGTERM")
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _is_loopback(host: str) -> bool:
