@@ -237,8 +237,8 @@ async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int,
 
 
 async def run(a: argparse.Namespace) -> dict[str, Any]:
-    n, rounds, warm = (100, 2, 20) if a.quick else (a.calls, a.rounds, 200)
-    n_ten, secs, t_rounds, t_warm = (20, 3.0, 1, 0.5) if a.quick else (a.tenants, a.seconds, 4, 3.0)
+    n, rounds, warm = (60, 2, 10) if a.quick else (a.calls, a.rounds, 200)
+    n_ten, secs, t_rounds, t_warm = (20, 2.0, 1, 0.5) if a.quick else (a.tenants, a.seconds, 4, 3.0)
     cfg = {"quick": a.quick, "calls_per_cell": n, "rounds": rounds, "tenants": n_ten, "seconds_per_mode": secs,
            "throughput_rounds": t_rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded"}
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}

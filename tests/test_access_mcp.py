@@ -149,3 +149,25 @@ async def test_audit_rows_and_feedback_analytics(connect_key, db, make_tenant, m
     stats = {s.slug: s for s in await reports.analytics(db)}
     assert stats[a].tickets == {"open": 1} and stats[a].calls >= 3 and stats[a].ratings == 1
     assert server_app is not None
+
+
+async def test_logs_carry_no_pii_or_keys(connect_key, make_tenant, make_key, capfd) -> None:
+    from support_mcp.logging import configure_logging
+
+    a = await make_tenant("lg")
+    key = await make_key(tenants=[a])
+    email, card, phone = "leaky.person@example.org", "4111 1111 1111 1111", "+44 20 7946 0958"
+    configure_logging("DEBUG", "json")
+    try:
+        async with connect_key(key) as c:
+            await c.ok("create_ticket", tenant=a, subject=f"card {card}", description=f"call {phone}",
+                       customer_email=email)
+            await c.err("create_customer", tenant=a, name="dup", email=email)  # error text names the email
+            await c.err("list_tickets", tenant=a, query="x" * 500)
+            await c.err("get_customer", tenant=a, customer=f"{email}x")
+    finally:
+        configure_logging("WARNING", "console")
+    err = capfd.readouterr().err
+    assert "tool_call" in err  # the calls were logged...
+    for secret in (email, card, phone, key, key.split("_")[2]):
+        assert secret not in err  # ...without their personal data or the key
