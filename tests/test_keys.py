@@ -21,7 +21,7 @@ async def test_key_roundtrip_and_storage(db: Database, make_tenant, make_key) ->
     # only a hash is stored: the key text appears nowhere in the table
     async with db.connection() as conn:
         dump = str([dict(r) for r in await conn.fetch('SELECT * FROM "global".api_keys')])
-    assert key not in dump and key.split("_")[2] not in dump
+    assert key not in dump and key.split("_", 2)[2] not in dump
     listed = {str(r["id"]): r for r in await keys.list_keys(db)}
     assert sorted(listed[str(p.key_id)]["tenants"]) == sorted([a, b])
 

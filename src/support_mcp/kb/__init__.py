@@ -1,0 +1,1 @@
+"""Per-tenant knowledge base: embeddings, chunking and hybrid search."""

