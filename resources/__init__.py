@@ -1,8 +1,8 @@
 """MCP resources and prompts. Each module exposes `register(server)`."""
 
-from . import prompts, tenant
+from . import knowledge, prompts, tenant
 
-MODULES = (tenant, prompts)
+MODULES = (tenant, knowledge, prompts)
 
 
 def register_all(server) -> None:  # noqa: ANN001 - MCPServer

@@ -1,8 +1,8 @@
 """MCP tool modules, one per domain. Each exposes `register(server)`."""
 
-from . import admin, customers, system, tickets
+from . import admin, customers, knowledge, system, tickets
 
-MODULES = (system, customers, tickets, admin)
+MODULES = (system, customers, tickets, admin, knowledge)
 
 
 def register_all(server) -> None:  # noqa: ANN001 - MCPServer

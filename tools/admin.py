@@ -19,15 +19,26 @@ class ConfirmDelete(BaseModel):
     confirm: bool = Field(description="Yes: delete this ticket and its whole thread. This cannot be undone.")
 
 
-async def ask_to_delete(ctx: Context, tenant: str, ticket: str, confirm: str | None,
-                        dry_run: bool) -> ConfirmDelete | Elicit[ConfirmDelete]:
-    """Elicit a confirmation when the client can show one and no confirm argument was given."""
+async def _ask(ctx: Context, tenant: str, confirm: str | None, dry_run: bool,
+               target: str) -> ConfirmDelete | Elicit[ConfirmDelete]:
+    """Ask the user to confirm a deletion when the client can show a dialog and no `confirm`
+    argument was given; otherwise the tool checks `confirm` itself."""
     caps = ctx.client_capabilities
     if dry_run or confirm is not None or caps is None or caps.elicitation is None:
         return ConfirmDelete(confirm=False)
     access.authorize(current_principal(), tenant, "admin")  # never ask about a tenant the caller can't use
-    return Elicit(f"Delete ticket {ticket.strip()} of '{tenant}' with its whole thread? This cannot be undone.",
-                  ConfirmDelete)
+    return Elicit(f"Delete {target} of '{tenant}'? This cannot be undone.", ConfirmDelete)
+
+
+# Resolvers receive tool arguments by parameter name, hence one small function per tool.
+async def confirm_ticket_delete(ctx: Context, tenant: str, ticket: str, confirm: str | None,
+                                dry_run: bool) -> ConfirmDelete | Elicit[ConfirmDelete]:
+    return await _ask(ctx, tenant, confirm, dry_run, f"ticket {ticket.strip()} with its whole thread")
+
+
+async def confirm_document_delete(ctx: Context, tenant: str, document_id: str, confirm: str | None,
+                                  dry_run: bool) -> ConfirmDelete | Elicit[ConfirmDelete]:
+    return await _ask(ctx, tenant, confirm, dry_run, f"knowledge-base document {document_id.strip()}")
 
 
 def register(server: MCPServer) -> None:
@@ -52,7 +63,7 @@ def register(server: MCPServer) -> None:
         tenant: TenantArg,
         ticket: TicketRef,
         ctx: Context,
-        approval: Annotated[ConfirmDelete, Resolve(ask_to_delete)],
+        approval: Annotated[ConfirmDelete, Resolve(confirm_ticket_delete)],
         confirm: Annotated[str | None, Field(
             description="Repeat the ticket id or number to confirm (needed when your client cannot show a "
             "confirmation dialog).", max_length=64)] = None,

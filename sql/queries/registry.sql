@@ -46,3 +46,10 @@ SELECT count(*) FROM public.tenants;
 
 -- name: get-tenant-profile(slug)^
 SELECT slug, name, branding, policies FROM public.tenants WHERE slug = :slug;
+
+-- name: get-tenant-kb(slug)^
+SELECT rag_index_namespace, allow_global_docs FROM public.tenants WHERE slug = :slug;
+
+-- name: set-allow-global-docs(slug, allowed)$
+UPDATE public.tenants SET allow_global_docs = :allowed, updated_at = now()
+WHERE slug = :slug RETURNING slug;

@@ -20,6 +20,7 @@ from .access import Principal
 from .audit import AuditWriter
 from .db import Database
 from .errors import NotPermitted, RateLimited
+from .kb.service import KnowledgeBase
 from .keys import KeyVerifier
 from .settings import Settings
 
@@ -38,11 +39,15 @@ class App:
     started_at: float = field(default_factory=time.monotonic)
     verifier: KeyVerifier = field(init=False)
     audit: AuditWriter = field(init=False)
+    kb: KnowledgeBase | None = None  # built from settings unless given (tests share one)
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.verifier = KeyVerifier(self.db, ttl=self.settings.key_cache_seconds)
+        self._owns_kb = self.kb is None
+        if self.kb is None:
+            self.kb = KnowledgeBase(self.settings, self.db)
         self.audit = AuditWriter(self.db, interval=self.settings.audit_flush_seconds)
         self.audit.on_flush.append(self.verifier.flush_used)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -88,5 +93,7 @@ class App:
                 self._users -= 1
                 if self._users == 0:
                     await self.audit.stop()
+                    if self._owns_kb and self.kb is not None:
+                        await self.kb.close()
                     if self.owns_db:
                         await self.db.close()

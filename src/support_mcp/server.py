@@ -14,6 +14,7 @@ from .app import App, AuthMode
 from .db import Database
 from .errors import NotPermitted
 from .guard import Guard
+from .kb.service import KnowledgeBase
 from .keys import KeyVerifier
 from .resources import register_all as register_resources
 from .settings import Settings
@@ -45,14 +46,15 @@ class BearerKeys:
 
 
 def build_server(settings: Settings, principal: Principal | None = None, *, db: Database | None = None,
-                 bearer: bool = False, read_only: bool = False, issuer_url: str = "http://127.0.0.1") -> MCPServer:
+                 bearer: bool = False, read_only: bool = False, issuer_url: str = "http://127.0.0.1",
+                 kb: KnowledgeBase | None = None) -> MCPServer:
     """Caller identity, in order: `principal` (operator flags), `bearer` (HTTP API keys), or
     settings.api_key (stdio API key). `db` may be an already-started Database."""
     mode: AuthMode = "operator" if principal else "bearer" if bearer else "api_key"
     if mode == "api_key" and settings.api_key is None:
         raise NotPermitted("no tenant access configured: set SUPPORT_MCP_API_KEY, or pass --tenant/--all-tenants")
     app = App(settings=settings, db=db or Database(settings), auth_mode=mode, principal=principal,
-              api_key=settings.api_key, read_only=read_only, owns_db=db is None)
+              api_key=settings.api_key, read_only=read_only, owns_db=db is None, kb=kb)
     guard = Guard(app)
     auth = dict(token_verifier=BearerKeys(app.verifier),
                 auth=AuthSettings(issuer_url=issuer_url, resource_server_url=None)) if bearer else {}

@@ -70,6 +70,32 @@ class Settings(BaseSettings):
     )
     audit_flush_seconds: float = Field(default=0.25, gt=0, description="Audit rows are written in batches this often.")
 
+    # --- knowledge base ------------------------------------------------------------------
+    qdrant_url: str | None = Field(
+        default=None, description="Qdrant server URL. Unset: the embedded Qdrant engine (qdrant-edge) under data_dir/kb."
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="API key for the Qdrant server.")
+    qdrant_shared_collection: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$",
+        description="Server only: keep every tenant in this one collection (is_tenant index + mandatory tenant "
+        "filter) instead of a collection per tenant.",
+    )
+    embedding_model: str = Field(
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        description="fastembed dense model. The default ships with the package (int8 ONNX); others download.",
+    )
+    embedding_model_path: Path | None = Field(default=None, description="A local fastembed model directory.")
+    embedding_batch_size: int = Field(default=16, ge=1, le=256, description="Chunks per embedding batch (memory).")
+    embedding_threads: int | None = Field(default=None, ge=1, le=64, description="onnxruntime threads (default: all cores).")
+    kb_chunk_tokens: int = Field(default=250, ge=32, le=512, description="Target tokens per chunk.")
+    kb_chunk_overlap: int = Field(default=30, ge=0, le=128, description="Tokens of overlap between split chunks.")
+    kb_prefetch: int = Field(default=50, ge=1, le=1000, description="Candidates each of dense and sparse search fetch.")
+    kb_fusion: Literal["rrf", "dbsf"] = Field(default="rrf", description="How dense and sparse results are fused.")
+    kb_rrf_k: int = Field(default=60, ge=1, le=1000, description="The k of reciprocal rank fusion.")
+    kb_worker_idle_seconds: float = Field(
+        default=300, ge=1, description="The embedded engine's worker process exits after this long unused."
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

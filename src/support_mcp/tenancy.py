@@ -68,6 +68,7 @@ async def create_tenant(
     branding: dict[str, Any] | None = None,
     policies: str | None = None,
     tenant_migrations: list[migrations.Migration] | None = None,
+    rag_index_namespace: str | None = None,
 ) -> TenantInfo:
     """Schema + role + latest template + registry row, all in one transaction."""
     validate_slug(slug)
@@ -95,7 +96,7 @@ async def create_tenant(
         await queries.insert_tenant(
             conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
             stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
-            rag_index_namespace=f"tenant_{slug}_docs", status=None, branding=branding,
+            rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=None, branding=branding,
             policies=policies,
         )
         row = await queries.get_tenant(conn, slug=slug)

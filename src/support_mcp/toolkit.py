@@ -71,6 +71,13 @@ async def scoped(ctx: Context, tenant: str) -> AsyncIterator[Scope]:
         yield s
 
 
+def authorize(ctx: Context, tenant: str) -> None:
+    """Authorize the caller for `tenant` (current tool's scope) for code that opens its own
+    tenant scopes (the knowledge base runs several transactions per call)."""
+    access.authorize(current_principal(), tenant, _tool_scope.get())
+    _authorized.set(tenant)
+
+
 def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str | None = None,
          idempotent: bool | None = None) -> Callable[[F], F]:
     """Register `fn` as an MCP tool of the given kind (see module doc)."""

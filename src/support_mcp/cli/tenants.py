@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import backup, tenancy
-from ..db import Database
+from ..db import Database, queries, validate_slug
+from ..errors import NotFound
+from ..kb.service import KnowledgeBase
 from .common import fail, run_with_db
 
 app = typer.Typer(help="Manage tenants (one schema, role and namespace each).", no_args_is_help=True)
@@ -87,8 +89,32 @@ def delete(
     """Delete a tenant with all its data: schema, role and registry row."""
     if not yes:
         raise fail(f"deleting '{slug}' removes all its data; repeat with --yes to confirm", 2)
-    run_with_db(lambda db: tenancy.delete_tenant(db, slug))
+    async def go(db: Database) -> None:
+        namespace = (await tenancy.get_tenant(db, slug)).rag_index_namespace
+        await tenancy.delete_tenant(db, slug)
+        kb = KnowledgeBase(db.settings, db)
+        try:
+            await kb.drop_tenant_namespace(namespace)
+        except Exception as exc:  # noqa: BLE001 - the tenant is gone; say what is left behind
+            typer.echo(f"warning: could not drop the search namespace {namespace}: {exc}", err=True)
+        finally:
+            await kb.close()
+
+    run_with_db(go)
     typer.echo(f"deleted '{slug}'")
+
+
+@app.command("allow-global-docs")
+def allow_global_docs(slug: str, off: bool = typer.Option(False, "--off", help="Disallow instead.")) -> None:
+    """Let the tenant's agents also search the shared global documents (search_docs include_global)."""
+
+    async def go(db: Database) -> None:
+        async with db.global_scope() as conn:
+            if await queries.set_allow_global_docs(conn, slug=validate_slug(slug), allowed=not off) is None:
+                raise NotFound(f"unknown tenant '{slug}'")
+
+    run_with_db(go)
+    typer.echo(f"'{slug}' {'may not' if off else 'may'} search the global documents")
 
 
 @app.command("backup")

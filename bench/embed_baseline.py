@@ -1,0 +1,140 @@
+"""Embedding baseline (not a test): throughput and peak memory of the dense model on ~130-token
+support-style chunks at batch 8/16/32, with onnxruntime's CPU memory arena on and off, plus the
+project's Embedder (length-sorted batches) at its default. Each configuration runs in its own
+process, so peak RSS (VmHWM) is that configuration's alone. Markdown on stdout, JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import log, machine, md_table, rss_mb, write_json  # noqa: E402, I001
+
+OUT = Path(__file__).resolve().parent / "results" / "embed_baseline.json"
+
+PRODUCTS = ["the Nimbus Hub", "the mobile app", "the billing portal", "the Lock Pro", "your workspace",
+            "the desktop client", "the API", "the admin console", "the smart plug", "the router"]
+PROBLEMS = ["does not sync", "shows error {code}", "keeps logging me out", "charges me twice",
+            "won't pair over Bluetooth", "is stuck on the update screen", "rejects my password",
+            "sends no notifications", "runs very slowly after the update", "cannot find the device"]
+STEPS = ["Open {p} and go to Settings, then {s}.", "Restart {p} and wait two minutes before trying again.",
+         "Sign out of {p}, clear the cache, and sign back in with your account email.",
+         "Check that {p} runs firmware {v} or later; older versions {x}.",
+         "If the issue persists, export the diagnostic log from {p} and attach it to your ticket.",
+         "Make sure the {n} is within ten metres of the hub and that nothing metal blocks the signal.",
+         "Refunds for duplicate charges are issued to the original payment method within {d} business days.",
+         "Administrators can reset another user's two-factor authentication from the Members page.",
+         "Error {code} means the session token expired; generating a new API key resolves it.",
+         "Shipping to {c} takes {d} business days and costs are calculated at checkout.",
+         "Our support team answers tickets within {h} hours on weekdays, and faster on the Pro plan.",
+         "You can downgrade your plan at any time; the change applies at the end of the billing period."]
+SUBS = ["Security", "Notifications", "Devices", "Billing", "Integrations", "Advanced"]
+COUNTRIES = ["Canada", "Germany", "Japan", "Brazil", "Australia", "Norway", "Mexico"]
+
+
+def paragraphs(n: int, tokenizer: Any, seed: int = 7) -> list[str]:
+    """`n` varied support paragraphs of 100-160 word pieces (about 130 on average)."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        target = rnd.randint(100, 160)
+        p = rnd.choice(PRODUCTS)
+        text = f"Customer reports that {p} {rnd.choice(PROBLEMS)}.".format(code=f"E{rnd.randint(100, 999)}")
+        while len(tokenizer.encode(text, add_special_tokens=False).ids) < target:
+            text += " " + rnd.choice(STEPS).format(
+                p=rnd.choice(PRODUCTS), s=f"open {rnd.choice(SUBS)}", v=f"{rnd.randint(1, 9)}.{rnd.randint(0, 40)}",
+                x=rnd.choice(["lose pairing", "drop events", "fail to update"]), n=rnd.choice(["sensor", "lock", "plug"]),
+                d=rnd.randint(2, 14), code=f"E{rnd.randint(100, 999)}", c=rnd.choice(COUNTRIES), h=rnd.choice([4, 8, 24]))
+        out.append(text)
+    return out
+
+
+def child(args: argparse.Namespace) -> None:
+    """One configuration in this process; prints one JSON line."""
+    from support_mcp.kb.embedding import DEFAULT_MODEL, Embedder, load_tokenizer, prepare_model_dir
+
+    cache = Path(tempfile.gettempdir()) / "support-mcp-bench-models"
+    t0 = time.perf_counter()
+    if args.mode == "embedder":
+        emb = Embedder(cache_dir=cache, batch_size=args.batch, cpu_mem_arena=args.arena)
+        tok, run = emb.tokenizer, emb.embed_documents
+    else:
+        from fastembed import TextEmbedding
+
+        model_dir = prepare_model_dir(cache)
+        model = TextEmbedding(DEFAULT_MODEL, specific_model_path=str(model_dir), cache_dir=str(cache),
+                              enable_cpu_mem_arena=args.arena)
+        tok = load_tokenizer(model_dir)[0]
+
+        def run(texts: list[str]) -> list[Any]:
+            return list(model.embed(texts, batch_size=args.batch))
+    load_s = time.perf_counter() - t0
+    rss_loaded = rss_mb()["rss"]
+    texts = paragraphs(args.n, tok)
+    tokens = sum(min(len(tok.encode(t).ids), 256) for t in texts)
+    run(texts[: args.batch])  # warm-up: first-run graph setup is not throughput
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        vecs = run(texts)
+        times.append(time.perf_counter() - t)
+    assert len(vecs) == len(texts)
+    best = min(times)
+    mem = rss_mb()
+    print(json.dumps({"mode": args.mode, "batch": args.batch, "arena": args.arena, "n": len(texts),
+                      "tokens": tokens, "load_s": load_s, "seconds": times, "chunks_per_s": len(texts) / best,
+                      "tokens_per_s": tokens / best, "rss_loaded_mb": rss_loaded, "rss_after_mb": mem["rss"],
+                      "peak_rss_mb": mem["peak"]}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=512, help="chunks per pass")
+    ap.add_argument("--repeat", type=int, default=2, help="timed passes (best counts)")
+    ap.add_argument("--batches", default="8,16,32")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="bare", choices=["bare", "embedder"], help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
+    ap.add_argument("--arena", type=int, default=1, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        args.arena = bool(args.arena)
+        return child(args)
+
+    configs = [("bare", b, a) for a in (1, 0) for b in map(int, args.batches.split(","))]
+    configs += [("embedder", 16, 1), ("embedder", 16, 0)]
+    results = []
+    for mode, batch, arena in configs:
+        log(f"{mode} batch={batch} arena={arena}")
+        cmd = [sys.executable, __file__, "--child", f"--mode={mode}", f"--batch={batch}", f"--arena={arena}",
+               f"--n={args.n}", f"--repeat={args.repeat}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            sys.exit(f"{cmd} failed:\n{proc.stderr}")
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    label = {"bare": "fastembed, file order", "embedder": "Embedder, length-sorted"}
+    print(f"\n## Dense embedding baseline ({args.n} chunks, "
+          f"{results[0]['tokens'] / results[0]['n']:.0f} tokens avg, best of {args.repeat})\n")
+    print(md_table(["run", "batch", "CPU arena", "chunks/s", "tokens/s", "load s", "RSS loaded MB",
+                    "peak RSS MB", "RSS after MB"],
+                   [[label[r["mode"]], r["batch"], "on" if r["arena"] else "off", round(r["chunks_per_s"], 1),
+                     round(r["tokens_per_s"]), round(r["load_s"], 2), round(r["rss_loaded_mb"]),
+                     round(r["peak_rss_mb"]), round(r["rss_after_mb"])] for r in results]))
+    path = write_json(args.out, {"machine": machine(), "n": args.n, "repeat": args.repeat, "results": results})
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""``VectorIndex`` on embedded qdrant-edge shards, served by a worker process (``edge_worker``).
+
+The event loop never runs engine code: each request runs in a thread (``asyncio.to_thread``) that
+converts, pickles and sends it over one of a few pooled AF_UNIX connections to the worker that
+owns ``root``. The first request starts the worker if none is running (under an flock on
+``root/worker.lock``, so concurrent clients start one worker); a worker that died (crash,
+``kill -9``) is restarted transparently once per request, and the WAL keeps its data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Client, Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from support_mcp.kb import edge_worker as ew
+from support_mcp.kb.index import (
+    ChunkPoint,
+    Fusion,
+    Hit,
+    Mode,
+    NamespaceNotFoundError,
+    SparseVec,
+    canonical_id,
+    check_dim,
+    check_namespace,
+    check_search,
+    prepare_points,
+)
+
+_CONNECT_ERRORS = (OSError, EOFError)  # no socket, refused, reset: (re)start the worker
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+class EdgeWorkerError(RuntimeError):
+    """The knowledge-base worker failed a request, could not be started, or went away."""
+
+
+class _Retry(Exception):
+    pass
+
+
+class EdgeIndex:
+    def __init__(
+        self,
+        root: Path,
+        idle_seconds: float = 300,
+        *,
+        pool_size: int = 4,
+        start_timeout: float = 15.0,
+        request_timeout: float = 120.0,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.idle_seconds = idle_seconds
+        self.start_timeout = start_timeout
+        self.request_timeout = request_timeout
+        self._pool: list[Connection] = []
+        self._pool_lock = threading.Lock()
+        self._sem = asyncio.Semaphore(pool_size)
+        self._closed = False
+
+    # -- connections (all of this runs in worker threads, never on the event loop) -----------
+    def _open_conn(self) -> Connection:
+        conn = Client(str(ew.socket_path(self.root)), family="AF_UNIX", authkey=ew.read_key(self.root))
+        try:
+            conn.send(("ping", {}))
+            if not conn.poll(5):
+                raise ConnectionRefusedError("knowledge-base worker does not answer")
+            info = conn.recv()[1]
+        except BaseException:
+            conn.close()
+            raise
+        if info.get("protocol") != ew.PROTOCOL:  # an older worker from before an upgrade
+            conn.send(("shutdown", {}))
+            conn.close()
+            raise ConnectionRefusedError(f"worker speaks protocol {info.get('protocol')}; asked it to stop")
+        return conn
+
+    def _start_and_connect(self) -> Connection:
+        ew.prepare_root(self.root)
+        with open(self.root / ew.LOCK_NAME, "a", opener=_private) as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # one starter at a time, across processes
+            try:
+                return self._open_conn()  # someone else started it meanwhile
+            except _CONNECT_ERRORS:
+                pass
+            ew.create_key(self.root)
+            log_path = self.root / ew.LOG_NAME
+            if log_path.exists() and log_path.stat().st_size > 1 << 20:
+                log_path.unlink()
+            with open(log_path, "ab", opener=_private) as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "support_mcp.kb.edge_worker", str(self.root),
+                     "--idle-seconds", str(self.idle_seconds)],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True,
+                )
+            threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it exits
+            deadline = time.monotonic() + self.start_timeout
+            while True:
+                try:
+                    return self._open_conn()
+                except _CONNECT_ERRORS as exc:
+                    if proc.returncode not in (None, 0) or time.monotonic() > deadline:
+                        tail = log_path.read_text(errors="replace")[-600:] if log_path.exists() else ""
+                        state = "timed out" if proc.returncode is None else f"exited {proc.returncode}"
+                        raise EdgeWorkerError(
+                            f"knowledge-base worker for {self.root} did not start ({state}; {exc}); "
+                            f"{log_path}:\n{tail}"
+                        ) from exc
+                time.sleep(0.05)
+
+    def _checkout(self) -> Connection:
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        try:
+            return self._open_conn()
+        except _CONNECT_ERRORS:
+            return self._start_and_connect()
+
+    def _checkin(self, conn: Connection) -> None:
+        with self._pool_lock:
+            if not self._closed:
+                self._pool.append(conn)
+                return
+        conn.close()
+
+    def _drop_pool(self) -> None:
+        with self._pool_lock:
+            conns, self._pool = self._pool, []
+        for conn in conns:
+            conn.close()
+
+    def _call(self, op: str, kwargs: dict[str, Any], timeout: float | None) -> Any:
+        for attempt in (1, 2):
+            conn = self._checkout()
+            try:
+                conn.send((op, kwargs))
+                if timeout is not None and not conn.poll(timeout):
+                    conn.close()
+                    raise EdgeWorkerError(f"knowledge-base worker: {op} timed out after {timeout}s")
+                reply = conn.recv()
+                if reply[0] == "err" and reply[1] == "retry":
+                    raise _Retry(reply[2])
+            except (*_CONNECT_ERRORS, _Retry) as exc:  # the worker went away: restart it, once
+                conn.close()
+                self._drop_pool()
+                if attempt == 2:
+                    raise EdgeWorkerError(f"knowledge-base worker lost during {op}: {exc!r}") from exc
+                continue
+            self._checkin(conn)
+            if reply[0] == "ok":
+                return reply[1]
+            kind, message = reply[1], reply[2]
+            if kind == "value":
+                raise ValueError(message)
+            if kind == "not_found":
+                raise NamespaceNotFoundError(message)
+            raise EdgeWorkerError(f"knowledge-base worker failed {op}: {message}")
+
+    async def _request(self, op: str, timeout: float | None = -1.0, **kwargs: Any) -> Any:
+        if self._closed:
+            raise EdgeWorkerError("EdgeIndex is closed")
+        wait = self.request_timeout if timeout == -1.0 else timeout
+        async with self._sem:
+            return await asyncio.to_thread(self._call, op, kwargs, wait)
+
+    # -- VectorIndex ---------------------------------------------------------------------------
+    async def ensure_namespace(self, ns: str, dense_dim: int) -> None:
+        await self._request("ensure", ns=check_namespace(ns), dim=check_dim(dense_dim))
+
+    async def drop_namespace(self, ns: str) -> None:
+        await self._request("drop", ns=check_namespace(ns))
+
+    def _upsert_sync(self, ns: str, points: Sequence[ChunkPoint]) -> None:
+        pts = prepare_points(points)
+        dim = len(pts[0].dense) if pts else 0
+        step = max(1, min(2048, 131072 // max(dim, 1)))  # small batches: short GIL holds, interleaving
+        for start in range(0, max(len(pts), 1), step):
+            batch = pts[start:start + step]
+            dense = np.asarray([p.dense for p in batch], dtype=np.float32) if batch else np.zeros((0, 0))
+            if batch and (dense.ndim != 2 or dense.shape[1] != dim):
+                raise ValueError("all points of one upsert must have the same dense dimension")
+            self._call("upsert", {
+                "ns": ns, "ids": [p.id for p in batch], "doc_ids": [str(p.document_id) for p in batch],
+                "dim": dim, "dense": dense.tobytes(),
+                "sparse": [([int(i) for i in p.sparse.indices], [float(v) for v in p.sparse.values]) for p in batch],
+                "flush": start + step >= len(pts),
+            }, self.request_timeout)
+
+    async def upsert(self, ns: str, points: Sequence[ChunkPoint]) -> None:
+        check_namespace(ns)
+        if self._closed:
+            raise EdgeWorkerError("EdgeIndex is closed")
+        async with self._sem:
+            await asyncio.to_thread(self._upsert_sync, ns, list(points))
+
+    async def delete_points(self, ns: str, ids: Sequence[str]) -> None:
+        check_namespace(ns)
+        if ids:
+            await self._request("delete", ns=ns, ids=[canonical_id(i) for i in ids])
+
+    async def delete_document(self, ns: str, document_id: str) -> None:
+        await self._request("delete", ns=check_namespace(ns), document_id=str(document_id))
+
+    async def search(
+        self,
+        ns: str,
+        *,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        mode: Mode,
+        limit: int,
+        prefetch: int,
+        fusion: Fusion = "rrf",
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        check_namespace(ns)
+        check_search(mode, fusion, limit, prefetch, rrf_k)
+        rows = await self._request(
+            "search", ns=ns, dense=[float(x) for x in dense],
+            sparse=([int(i) for i in sparse.indices], [float(v) for v in sparse.values]),
+            mode=mode, limit=limit, prefetch=prefetch, fusion=fusion, rrf_k=rrf_k,
+        )
+        return [Hit(id=i, document_id=d, score=s) for i, d, s in rows]
+
+    async def count(self, ns: str) -> int:
+        return await self._request("count", ns=check_namespace(ns))
+
+    async def health(self) -> str:
+        try:
+            await self._request("ping", timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            return f"knowledge-base worker unavailable: {exc}"[:200]
+        return "ok"
+
+    async def close(self) -> None:
+        self._closed = True
+        self._drop_pool()
+
+    # -- extras (not in the protocol) -------------------------------------------------------------
+    async def optimize(self, ns: str) -> bool:
+        """Build the HNSW index of a namespace (slow: seconds; blocks the worker meanwhile)."""
+        return await self._request("optimize", timeout=None, ns=check_namespace(ns))
+
+    async def worker_info(self) -> dict[str, Any]:
+        """``{"pid", "protocol", "open_shards"}`` of the worker (starting it if needed)."""
+        return await self._request("ping")
+
+    async def stop_worker(self) -> None:
+        """Ask the worker to flush, close its shards and exit (the next request starts a new one)."""
+        await self._request("shutdown")
+        self._drop_pool()

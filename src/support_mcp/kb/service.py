@@ -1,0 +1,260 @@
+"""The knowledge base: ingest, delete, list, search and reindex, per tenant.
+
+Postgres is the source of truth. Writes go vectors-first, Postgres-second, stale-vectors-last,
+and every search result is checked against Postgres, so a search sees exactly one committed
+version of a document: never both versions, never neither."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..db import Database, queries
+from ..errors import InvalidInput, NotFound, UpstreamUnavailable
+from ..logging import get_logger
+from ..settings import Settings
+from .chunking import Chunker, embedding_text
+from .index import ChunkPoint, Hit, SparseVec, VectorIndex
+from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
+
+log = get_logger(__name__)
+Progress = Callable[[int, int, str], Awaitable[None]]
+SHARED_TENANT = "_shared"  # the tenant whose documents are the shared global_docs namespace
+SHARED_NAMESPACE = "global_docs"
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings, db: Database, *, index: VectorIndex | None = None,
+                 embedder: Any = None) -> None:
+        self.settings, self.db = settings, db
+        self._index, self._embedder = index, embedder
+        self._chunker: Chunker | None = None
+        self._namespaces: dict[str, tuple[float, str, bool]] = {}
+        self._lock = asyncio.Lock()
+
+    # --- lazily built parts -------------------------------------------------------------
+    async def embedder(self) -> Any:
+        async with self._lock:
+            if self._embedder is None:
+                from .factory import build_embedder
+
+                self._embedder = await asyncio.to_thread(build_embedder, self.settings)
+            return self._embedder
+
+    async def index(self) -> VectorIndex:
+        async with self._lock:
+            if self._index is None:
+                from .factory import build_index
+
+                self._index = build_index(self.settings)
+            return self._index
+
+    async def chunker(self) -> Chunker:
+        if self._chunker is None:
+            emb = await self.embedder()
+            self._chunker = Chunker(emb.tokenizer, target_tokens=self.settings.kb_chunk_tokens,
+                                    overlap_tokens=self.settings.kb_chunk_overlap)
+        return self._chunker
+
+    async def close(self) -> None:
+        if self._index is not None:
+            await self._index.close()
+        if self._embedder is not None:
+            self._embedder.close()
+
+    # --- tenants ------------------------------------------------------------------------
+    async def namespace(self, slug: str) -> tuple[str, bool]:
+        """(the tenant's namespace, whether its policy allows global docs); cached briefly."""
+        hit = self._namespaces.get(slug)
+        if hit and hit[0] > time.monotonic():
+            return hit[1], hit[2]
+        async with self.db.connection() as conn:
+            row = await queries.get_tenant_kb(conn, slug=slug)
+        if row is None:
+            raise NotFound(f"unknown tenant '{slug}'")
+        self._namespaces[slug] = (time.monotonic() + 30, row["rag_index_namespace"], row["allow_global_docs"])
+        return row["rag_index_namespace"], row["allow_global_docs"]
+
+    async def ensure_shared_tenant(self) -> str:
+        """The internal tenant that holds the shared global documents (created on first use)."""
+        from .. import tenancy
+        from ..errors import Conflict
+
+        try:
+            await tenancy.create_tenant(self.db, SHARED_TENANT, "Shared global documents",
+                                        rag_index_namespace=SHARED_NAMESPACE)
+        except Conflict:
+            pass
+        return SHARED_TENANT
+
+    async def drop_tenant_namespace(self, namespace: str) -> None:
+        await (await self.index()).drop_namespace(namespace)
+        self._namespaces.clear()
+
+    # --- writes -------------------------------------------------------------------------
+    def content_hash(self, title: str, text: str, model: str) -> str:
+        s = self.settings
+        key = f"{model}\0{s.kb_chunk_tokens}\0{s.kb_chunk_overlap}\0{title}\0{text}"
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    async def ingest(self, slug: str, *, title: str, text: str, source_uri: str | None = None,
+                     progress: Progress | None = None) -> IngestResult:
+        title, text = title.strip(), text.strip()
+        if not title or not text:
+            raise InvalidInput("a document needs a title and some text")
+        source_uri = (source_uri or f"title:{title}").strip()
+        emb = await self.embedder()
+        digest = self.content_hash(title, text, emb.model_name)
+        namespace, _ = await self.namespace(slug)
+        async with self.db.tenant_scope(slug) as s:
+            existing = await queries.get_document_by_source(s.conn, source_uri=source_uri)
+        if existing is not None and existing["content_hash"] == digest:
+            async with self.db.tenant_scope(slug) as s:
+                n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
+            return IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
+        chunks = (await self.chunker()).chunk(text)
+        if not chunks:
+            raise InvalidInput("the document has no text to index")
+        inputs = [embedding_text(title, c.heading_path, c.text) for c in chunks]
+        dense: list[Any] = []
+        batch = self.settings.embedding_batch_size
+        for start in range(0, len(inputs), batch):
+            dense += await emb.aembed_documents(inputs[start:start + batch])
+            if progress:
+                await progress(min(start + batch, len(inputs)), len(inputs), f"embedded {title[:60]}")
+        sparse = await emb.asparse_documents(inputs)
+        ids = [str(uuid.uuid4()) for _ in chunks]
+        doc_id = existing["id"] if existing is not None else uuid.uuid4()
+        points = [ChunkPoint(i, str(doc_id), d, sp) for i, d, sp in zip(ids, dense, sparse, strict=True)]
+        index = await self.index()
+        await index.ensure_namespace(namespace, emb.dense_dim)
+        # 1. new vectors first: until the commit below, Postgres hides them from search
+        await index.upsert(namespace, points)
+        try:
+            async with self.db.tenant_scope(slug) as s:
+                doc = await queries.upsert_document(s.conn, id=doc_id, source_uri=source_uri, title=title,
+                                                    content_hash=digest, embedding_model=emb.model_name)
+                old = [str(r["id"]) async for r in queries.delete_chunks_of(s.conn, document_id=doc["id"])]
+                await s.conn.copy_records_to_table(
+                    "chunks", columns=("id", "document_id", "ordinal", "heading_path", "text", "token_count",
+                                       "dense", "sparse_indices", "sparse_values"),
+                    records=[(uuid.UUID(i), doc["id"], c.ordinal, c.heading_path, c.text, c.token_count,
+                              [float(x) for x in d], sp.indices, sp.values)
+                             for i, c, d, sp in zip(ids, chunks, dense, sparse, strict=True)])
+        except BaseException:
+            await index.delete_points(namespace, ids)  # the commit failed: take the new vectors back
+            raise
+        if doc["id"] != doc_id:  # another writer created the document meanwhile: relabel our points
+            await index.upsert(namespace, [ChunkPoint(p.id, str(doc["id"]), p.dense, p.sparse) for p in points])
+        # 2. committed: now drop the stale vectors
+        if old:
+            await index.delete_points(namespace, old)
+        log.info("document_ingested", tenant=slug, chunks=len(chunks), replaced=len(old))
+        return IngestResult(document_id=doc["id"], title=title, chunks=len(chunks),
+                            status="created" if doc["created"] else "updated")
+
+    async def delete_document(self, slug: str, document_id: uuid.UUID) -> None:
+        namespace, _ = await self.namespace(slug)
+        async with self.db.tenant_scope(slug) as s:
+            if await queries.delete_document(s.conn, id=document_id) is None:
+                raise NotFound(f"document {document_id} not found")
+        await (await self.index()).delete_document(namespace, str(document_id))
+
+    async def get_document(self, slug: str, document_id: uuid.UUID) -> DocumentInfo:
+        async with self.db.tenant_scope(slug) as s:
+            row = await queries.get_document(s.conn, id=document_id)
+        if row is None:
+            raise NotFound(f"document {document_id} not found")
+        return DocumentInfo(**{k: row[k] for k in DocumentInfo.model_fields})
+
+    async def list_documents(self, slug: str, after_updated: Any, after_id: Any, limit: int) -> list[dict[str, Any]]:
+        async with self.db.tenant_scope(slug) as s:
+            return [dict(r) async for r in queries.list_documents(s.conn, after_updated=after_updated,
+                                                                  after_id=after_id, limit=limit)]
+
+    async def document_markdown(self, slug: str, document_id: uuid.UUID) -> str:
+        info = await self.get_document(slug, document_id)
+        async with self.db.tenant_scope(slug) as s:
+            rows = [r async for r in queries.document_chunks(s.conn, document_id=document_id)]
+        parts = [f"# {info.title}", f"source: {info.source_uri}"]
+        for r in rows:
+            heading = " > ".join(r["heading_path"])
+            parts.append(f"## {heading}\n\n{r['text']}" if heading else r["text"])
+        return "\n\n".join(parts)
+
+    async def reindex(self, slug: str, progress: Progress | None = None) -> int:
+        """Rebuild the tenant's vectors from the copies kept in Postgres."""
+        namespace, _ = await self.namespace(slug)
+        index, emb = await self.index(), await self.embedder()
+        await index.drop_namespace(namespace)
+        await index.ensure_namespace(namespace, emb.dense_dim)
+        done, after = 0, None
+        async with self.db.tenant_scope(slug) as s:
+            total = await queries.count_chunks(s.conn)
+        while True:
+            async with self.db.tenant_scope(slug) as s:
+                rows = [r async for r in queries.all_chunk_vectors(s.conn, after_id=after, limit=1000)]
+            if not rows:
+                return done
+            await index.upsert(namespace, [ChunkPoint(str(r["id"]), str(r["document_id"]), r["dense"],
+                                                      SparseVec(list(r["sparse_indices"]), list(r["sparse_values"])))
+                                           for r in rows])
+            done, after = done + len(rows), rows[-1]["id"]
+            if progress:
+                await progress(done, total, "reindexed")
+
+    # --- search -------------------------------------------------------------------------
+    async def search(self, slug: str, query: str, *, limit: int = 5, mode: str = "hybrid",
+                     include_global: bool = False) -> SearchResults:
+        query = query.strip()
+        if not query:
+            raise InvalidInput("query is empty")
+        namespace, allow_global = await self.namespace(slug)
+        if include_global and not allow_global:
+            raise InvalidInput(f"tenant '{slug}' does not allow searching the shared global documents")
+        emb = await self.embedder()
+        dense, sparse = await emb.aembed_hybrid_query(query)
+        results = await self._search_space(slug, namespace, dense, sparse, limit, mode)
+        shared = None
+        if include_global:
+            try:
+                shared_ns, _ = await self.namespace(SHARED_TENANT)
+            except NotFound:
+                shared = []  # no global documents were ever ingested
+            else:
+                shared = await self._search_space(SHARED_TENANT, shared_ns, dense, sparse, limit, mode)
+        return SearchResults(query=query, mode=mode, results=results, global_results=shared)  # type: ignore[arg-type]
+
+    async def _search_space(self, slug: str, namespace: str, dense: Any, sparse: SparseVec, limit: int,
+                            mode: str) -> list[SearchHit]:
+        s = self.settings
+        try:
+            hits: list[Hit] = await (await self.index()).search(
+                namespace, dense=dense, sparse=sparse, mode=mode, limit=limit * 3,  # type: ignore[arg-type]
+                prefetch=max(s.kb_prefetch, limit * 3), fusion=s.kb_fusion, rrf_k=s.kb_rrf_k)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"the knowledge-base search engine is unavailable ({exc.__class__.__name__}); "
+                                      "ticket tools still work") from None
+        if not hits:
+            return []
+        async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
+            rows = {str(r["id"]): r async for r in queries.hydrate_chunks(sc.conn, ids=[h.id for h in hits])}
+        out = []
+        for h in hits:  # keep the engine's order; drop what Postgres no longer (or not yet) has
+            r = rows.get(h.id)
+            if r is not None:
+                out.append(SearchHit(document_id=r["document_id"], chunk_id=r["id"], title=r["title"],
+                                     heading_path=list(r["heading_path"]), snippet=_snippet(r["text"]),
+                                     score=round(h.score, 6), source_uri=r["source_uri"]))
+            if len(out) == limit:
+                break
+        return out
+
+
+def _snippet(text: str, size: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[:size].rsplit(" ", 1)[0] + " …"
