@@ -69,6 +69,19 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
     await database.close()
 
 
+@pytest.fixture(scope="session")
+async def kb(db: Database):
+    """One knowledge base (embedder + embedded engine worker) for the whole session."""
+    from support_mcp.kb.service import KnowledgeBase
+
+    knowledge = KnowledgeBase(db.settings, db)
+    yield knowledge
+    index = knowledge._index  # noqa: SLF001
+    await knowledge.close()
+    if index is not None and hasattr(index, "stop_worker"):
+        await index.stop_worker()
+
+
 @pytest.fixture
 def unique_slug() -> Callable[[str], str]:
     return lambda prefix="t": f"{prefix}_{secrets.token_hex(4)}"
@@ -120,7 +133,7 @@ class Caller:
 
 
 @pytest.fixture
-def connect(db: Database):
+def connect(db: Database, kb):
     """`async with connect(tenants=[...]) as c:` (or all_tenants=True) -> Caller over mcp.Client."""
     from contextlib import asynccontextmanager
 
@@ -131,7 +144,7 @@ def connect(db: Database):
 
     @asynccontextmanager
     async def _connect(tenants: list[str] | None = None, all_tenants: bool = False, principal=None):  # noqa: ANN001
-        server = build_server(db.settings, principal or Principal.operator(tenants, all_tenants), db=db)
+        server = build_server(db.settings, principal or Principal.operator(tenants, all_tenants), db=db, kb=kb)
         async with mcp.Client(server) as client:
             yield Caller(client)
 
@@ -153,7 +166,7 @@ def make_key(db: Database):
 
 
 @pytest.fixture
-def connect_key(db: Database):
+def connect_key(db: Database, kb):
     """`async with connect_key(key, **settings_overrides) as c:` -> a bearer-authenticated in-memory client.
 
     The SDK's HTTP middleware would put the verified token in its auth contextvar; here we set
@@ -170,7 +183,7 @@ def connect_key(db: Database):
     @asynccontextmanager
     async def _connect(key: str, *, read_only: bool = False, elicitation_callback=None, **overrides: object):  # noqa: ANN001
         s = db.settings.model_copy(update=overrides) if overrides else db.settings
-        server = build_server(s, db=db, bearer=True, read_only=read_only)
+        server = build_server(s, db=db, bearer=True, read_only=read_only, kb=kb)
         user = AuthenticatedUser(AccessToken(token=key, client_id="test", scopes=[]))
         token = auth_context_var.set(user)
         try:

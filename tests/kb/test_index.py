@@ -9,6 +9,7 @@ restart after kill -9, a non-blocking event loop during a large upsert, and idle
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -292,6 +293,7 @@ async def test_edge_upsert_does_not_block_event_loop(root):
                    SparseVec([i % 97, 100 + i % 89], [1.0, 0.5]))
         for i in range(20_000)
     ]
+    gc.collect()  # the 20k points just built would otherwise cost a full GC pass mid-measurement
     stalls: list[float] = []
     done = asyncio.Event()
 

@@ -163,19 +163,23 @@ class ShardStore:
             shutil.rmtree(trash, ignore_errors=True)
 
     def upsert(self, ns: str, ids: list[str], doc_ids: list[str], dim: int, dense: bytes,
-               sparse: list[tuple[list[int], list[float]]], flush: bool) -> None:
+               sparse_lens: bytes, sparse_indices: bytes, sparse_values: bytes, flush: bool) -> None:
         qe = self.qe
         shard, have = self.open(ns, required=True)
         if ids and dim != have:
             raise WorkerError("value", f"namespace {ns!r} has dense dimension {have}, got vectors of {dim}")
-        flat = memoryview(dense).cast("f")
-        if len(flat) != len(ids) * dim or len(sparse) != len(ids) or len(doc_ids) != len(ids):
+        flat, lens = memoryview(dense).cast("f"), memoryview(sparse_lens).cast("I")
+        idx, val = memoryview(sparse_indices).cast("I"), memoryview(sparse_values).cast("f")
+        if len(flat) != len(ids) * dim or len(lens) != len(ids) or len(doc_ids) != len(ids) \
+                or len(idx) != len(val) or sum(lens) != len(idx):
             raise WorkerError("value", "malformed upsert batch")
-        points = [
-            qe.Point(pid, {DENSE: flat[i * dim:(i + 1) * dim].tolist(), SPARSE: qe.SparseVector(*sparse[i])},
-                     {"document_id": doc_ids[i]})
-            for i, pid in enumerate(ids)
-        ]
+        points, off = [], 0
+        for i, pid in enumerate(ids):
+            end = off + lens[i]
+            sparse = qe.SparseVector(idx[off:end].tolist(), val[off:end].tolist())
+            vectors = {DENSE: flat[i * dim:(i + 1) * dim].tolist(), SPARSE: sparse}
+            points.append(qe.Point(pid, vectors, {"document_id": doc_ids[i]}))
+            off = end
         if points:
             shard.update(qe.UpdateOperation.upsert_points(points))
         if flush:

@@ -26,7 +26,8 @@ def build_index(settings: Settings) -> VectorIndex:
         from .index_qdrant import QdrantIndex
 
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return QdrantIndex(AsyncQdrantClient(url=settings.qdrant_url, api_key=key, timeout=10),
+        return QdrantIndex(AsyncQdrantClient(url=settings.qdrant_url, api_key=key, timeout=10,
+                                             check_compatibility=False),
                            shared_collection=settings.qdrant_shared_collection)
     from .index_edge import EdgeIndex
 

@@ -45,6 +45,7 @@ __all__ = [
 DENSE = "dense"
 SPARSE = "sparse"
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 Mode = Literal["hybrid", "dense", "sparse"]
 Fusion = Literal["rrf", "dbsf"]
@@ -111,6 +112,8 @@ def check_dim(dense_dim: int) -> int:
 
 
 def canonical_id(point_id: str) -> str:
+    if isinstance(point_id, str) and _CANONICAL_UUID.fullmatch(point_id):
+        return point_id  # the common case, without uuid.UUID's pure-Python parsing
     try:
         return str(uuid.UUID(str(point_id)))
     except ValueError:

@@ -236,7 +236,8 @@ class KnowledgeBase:
             hits: list[Hit] = await (await self.index()).search(
                 namespace, dense=dense, sparse=sparse, mode=mode, limit=limit * 3,  # type: ignore[arg-type]
                 prefetch=max(s.kb_prefetch, limit * 3), fusion=s.kb_fusion, rrf_k=s.kb_rrf_k)
-        except (OSError, ConnectionError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any engine failure: say so, keep the server up
+            log.warning("kb_search_failed", error=exc.__class__.__name__, detail=str(exc)[:200])
             raise UpstreamUnavailable(f"the knowledge-base search engine is unavailable ({exc.__class__.__name__}); "
                                       "ticket tools still work") from None
         if not hits:
