@@ -77,9 +77,9 @@ async def kb(db: Database):
     knowledge = KnowledgeBase(db.settings, db)
     yield knowledge
     index = knowledge._index  # noqa: SLF001
-    await knowledge.close()
     if index is not None and hasattr(index, "stop_worker"):
-        await index.stop_worker()
+        await index.stop_worker()  # the embedded engine's worker must not outlive the test data dir
+    await knowledge.close()
 
 
 @pytest.fixture

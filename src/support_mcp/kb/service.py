@@ -7,7 +7,6 @@ version of a document: never both versions, never neither."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from ..db import Database, queries
 from ..errors import InvalidInput, NotFound, UpstreamUnavailable
 from ..logging import get_logger
 from ..settings import Settings
-from .chunking import Chunker, embedding_text
+from .chunking import Chunker
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
 from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
 
@@ -96,66 +95,12 @@ class KnowledgeBase:
         self._namespaces.clear()
 
     # --- writes -------------------------------------------------------------------------
-    def content_hash(self, title: str, text: str, model: str) -> str:
-        s = self.settings
-        key = f"{model}\0{s.kb_chunk_tokens}\0{s.kb_chunk_overlap}\0{title}\0{text}"
-        return hashlib.sha256(key.encode()).hexdigest()
-
     async def ingest(self, slug: str, *, title: str, text: str, source_uri: str | None = None,
                      progress: Progress | None = None) -> IngestResult:
-        title, text = title.strip(), text.strip()
-        if not title or not text:
-            raise InvalidInput("a document needs a title and some text")
-        source_uri = (source_uri or f"title:{title}").strip()
-        emb = await self.embedder()
-        digest = self.content_hash(title, text, emb.model_name)
-        namespace, _ = await self.namespace(slug)
-        async with self.db.tenant_scope(slug) as s:
-            existing = await queries.get_document_by_source(s.conn, source_uri=source_uri)
-        if existing is not None and existing["content_hash"] == digest:
-            async with self.db.tenant_scope(slug) as s:
-                n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
-            return IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
-        chunks = (await self.chunker()).chunk(text)
-        if not chunks:
-            raise InvalidInput("the document has no text to index")
-        inputs = [embedding_text(title, c.heading_path, c.text) for c in chunks]
-        dense: list[Any] = []
-        batch = self.settings.embedding_batch_size
-        for start in range(0, len(inputs), batch):
-            dense += await emb.aembed_documents(inputs[start:start + batch])
-            if progress:
-                await progress(min(start + batch, len(inputs)), len(inputs), f"embedded {title[:60]}")
-        sparse = await emb.asparse_documents(inputs)
-        ids = [str(uuid.uuid4()) for _ in chunks]
-        doc_id = existing["id"] if existing is not None else uuid.uuid4()
-        points = [ChunkPoint(i, str(doc_id), d, sp) for i, d, sp in zip(ids, dense, sparse, strict=True)]
-        index = await self.index()
-        await index.ensure_namespace(namespace, emb.dense_dim)
-        # 1. new vectors first: until the commit below, Postgres hides them from search
-        await index.upsert(namespace, points)
-        try:
-            async with self.db.tenant_scope(slug) as s:
-                doc = await queries.upsert_document(s.conn, id=doc_id, source_uri=source_uri, title=title,
-                                                    content_hash=digest, embedding_model=emb.model_name)
-                old = [str(r["id"]) async for r in queries.delete_chunks_of(s.conn, document_id=doc["id"])]
-                await s.conn.copy_records_to_table(
-                    "chunks", columns=("id", "document_id", "ordinal", "heading_path", "text", "token_count",
-                                       "dense", "sparse_indices", "sparse_values"),
-                    records=[(uuid.UUID(i), doc["id"], c.ordinal, c.heading_path, c.text, c.token_count,
-                              [float(x) for x in d], sp.indices, sp.values)
-                             for i, c, d, sp in zip(ids, chunks, dense, sparse, strict=True)])
-        except BaseException:
-            await index.delete_points(namespace, ids)  # the commit failed: take the new vectors back
-            raise
-        if doc["id"] != doc_id:  # another writer created the document meanwhile: relabel our points
-            await index.upsert(namespace, [ChunkPoint(p.id, str(doc["id"]), p.dense, p.sparse) for p in points])
-        # 2. committed: now drop the stale vectors
-        if old:
-            await index.delete_points(namespace, old)
-        log.info("document_ingested", tenant=slug, chunks=len(chunks), replaced=len(old))
-        return IngestResult(document_id=doc["id"], title=title, chunks=len(chunks),
-                            status="created" if doc["created"] else "updated")
+        from .ingest import NewDocument, ingest_documents
+
+        (result,) = await ingest_documents(self, slug, [NewDocument(title, text, source_uri)], progress)
+        return result
 
     async def delete_document(self, slug: str, document_id: uuid.UUID) -> None:
         namespace, _ = await self.namespace(slug)
