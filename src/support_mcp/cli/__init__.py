@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import db_commands, demo, docs, keys, reports, serve, tenants
+from . import db_commands, demo, docs, evaluate, keys, reports, serve, tenants
 
 app = typer.Typer(
     name="support-mcp",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(keys.app, name="keys")
 app.add_typer(docs.app, name="docs")
+app.add_typer(evaluate.app, name="eval")
 reports.register(app)
 db_commands.register(app)
 app.command("demo")(demo.demo)
