@@ -1,8 +1,7 @@
 """Tenancy bench (not a test): provisioning, scoped vs raw ops at 10 and N tenants, server
 memory per connection, tenant migrations under live load. Markdown on stdout, JSON to --out.
-Order: provision P (sequential, measured) -> ops @10 -> migrate v2 over P under load -> grow to
-N (parallel; new tenants get v2) -> ops @N -> memory -> migrate v3 over N under load.
-"""
+Order: provision P (sequential, measured) -> ops @10 -> migrate +1 (ADD COLUMN) over P under
+load -> grow to N (parallel, with +1) -> ops @N -> memory -> migrate +2 over N under load."""
 
 from __future__ import annotations
 
@@ -33,13 +32,15 @@ CUSTOMER = uuid.UUID(int=1)  # the one customer every tenant (and bench_single) 
 INS_CUSTOMER = "INSERT INTO customers (id, name) VALUES ($1, 'Bench customer')"
 INS_TICKET = "INSERT INTO tickets (customer_id, subject) VALUES ($1, $2) RETURNING id"
 GET_TICKET = "SELECT id, number, subject, status, created_at FROM tickets WHERE id = $1"
-V2 = migrations.Migration(2, "bench_add_column", "ALTER TABLE tickets ADD COLUMN bench_note text")
-V3 = migrations.Migration(3, "bench_add_column_3", "ALTER TABLE tickets ADD COLUMN bench_3 text")
+TEMPLATE = migrations.load("tenant")  # what create_tenant applies; the bench adds top+1, top+2
 now = time.perf_counter
+slug = "bt{:05d}".format  # tenant i's slug
+MODES = ("scoped", "raw_tx", "raw_autocommit")
 
 
-def slug(i: int) -> str:
-    return f"bt{i:05d}"
+def add_column(k: int) -> migrations.Migration:
+    return migrations.Migration(TEMPLATE[-1].version + k, f"bench_add_column_{k}",
+                                f"ALTER TABLE tickets ADD COLUMN bench_{k} text")
 
 
 async def seed_customer(db: Database, s: str) -> None:
@@ -47,9 +48,17 @@ async def seed_customer(db: Database, s: str) -> None:
         await sc.conn.execute(INS_CUSTOMER, CUSTOMER)
 
 
+async def plain_schema(db: Database, name: str, seed: bool = False) -> None:
+    """A schema owned by the app user with the whole tenant template: no role, registry, ledger."""
+    async with db.global_scope() as c:
+        await c.execute(f"CREATE SCHEMA {name}; SET LOCAL search_path = {name}")
+        await c.execute(";\n".join(m.sql for m in TEMPLATE))
+        if seed:
+            await c.execute(INS_CUSTOMER, CUSTOMER)
+
+
 async def provision_measured(db: Database, n: int) -> dict[str, Any]:
     """n sequential create_tenant calls; every 10th also a bare schema + the same DDL (baseline)."""
-    v1 = migrations.load("tenant")[0].sql
     lat, bare = [], []
     for i in range(n):
         t0 = now()
@@ -58,9 +67,7 @@ async def provision_measured(db: Database, n: int) -> dict[str, Any]:
         await seed_customer(db, slug(i))
         if i % 10 == 0:
             t0 = now()
-            async with db.global_scope() as c:
-                await c.execute("CREATE SCHEMA bench_bare; SET LOCAL search_path = bench_bare")
-                await c.execute(v1)
+            await plain_schema(db, "bench_bare")
             bare.append(now() - t0)
             async with db.connection() as c:
                 await c.execute("DROP SCHEMA bench_bare CASCADE")
@@ -96,24 +103,21 @@ async def op_raw(pool: asyncpg.Pool, in_tx: bool) -> None:
 
 async def compare(db: Database, raw: asyncpg.Pool, slugs: list[str], ops: int, rounds: int,
                   warm: int) -> dict[str, Any]:
-    """Scoped op (random tenant) vs the same statements on bench_single: (a) one transaction,
-    (b) autocommit. Interleaved rounds; ratios from pooled medians and per round."""
+    """Scoped op (random tenant) vs the same SQL on bench_single: in a transaction, autocommit."""
     out: dict[str, Any] = await interleaved({
         "scoped": lambda: op_scoped(db, random.choice(slugs)),
         "raw_tx": lambda: op_raw(raw, True),
         "raw_autocommit": lambda: op_raw(raw, False)}, ops, rounds, warm, CONC)
-    sc, tx, ac = out["scoped"], out["raw_tx"], out["raw_autocommit"]
-    out["ratio_p50_scoped_raw_tx"] = ratio(sc["p50"], tx["p50"])
-    out["ratio_p99_scoped_raw_tx"] = ratio(sc["p99"], tx["p99"])
-    out["ratio_p50_scoped_raw_autocommit"] = ratio(sc["p50"], ac["p50"])
+    sc, tx = out["scoped"], out["raw_tx"]
+    out |= {f"ratio_{q}_scoped_{b}": ratio(sc[q], out[b][q])
+            for q, b in (("p50", "raw_tx"), ("p99", "raw_tx"), ("p50", "raw_autocommit"))}
     rr = [ratio(a, b) for a, b in zip(sc["round_p50s"], tx["round_p50s"])]
     return {**out, "tenants": len(slugs), "round_ratios_p50": rr,
             "round_ratio_p50_min_med_max": min_med_max(rr)}
 
 
 async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
-    """One connection, no recycling, runs the scoped op once in every tenant (cold caches),
-    then again in the last 500 (warm): memory checkpoints and cold vs warm op latency."""
+    """One unrecycled connection: the op in every tenant (cold), then the last 500 again (warm)."""
     c = await asyncpg.connect(dsn)
     marks = {len(slugs) * k // 10 for k in (1, 2, 5, 10)}
     curve, cold, warm = {0: (await c.fetchval(MEMORY_SQL)) / 2**20}, [], []
@@ -136,8 +140,7 @@ async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
 
 async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_s: float,
                              workers: int = 4) -> dict[str, Any]:
-    """Live scoped reads for before_s seconds (baseline), then while migrate_all runs on its own
-    pool (as the `support-mcp migrate` process would)."""
+    """Scoped reads: before_s of baseline, then during migrate_all on its own pool (as the CLI)."""
     s = db.settings.model_copy(update={
         "database_url": SecretStr(db.dsn or ""), "db_pool_min_size": 1,
         "db_pool_max_size": db.settings.migrate_concurrency})
@@ -162,7 +165,6 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
     before, during = load.between(b0, m0), load.between(m0, m1)
     return {"tenants": rep.tenants, "migrated": rep.migrated, "up_to_date": rep.up_to_date,
             "failed": len(rep.failed), "total_s": m1 - m0,
-            "per_tenant_ms": (m1 - m0) * 1000 / len(slugs),
             "live_before": before, "live_during": during, "live_errors": load.errors,
             "ratio_p99_during_before": ratio(during["p99"], before["p99"]),
             "loop_lag_max_ms_before": lag_before.max_ms(), "loop_lag_max_ms_during": lag.max_ms()}
@@ -172,37 +174,34 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     n_prov, n_all = (50, 200) if a.quick else (a.provision, a.tenants)
     ops, rounds, warm, pause = (300, 3, 60, 2) if a.quick else (a.ops, a.rounds, 300, 5)
     cfg = {"quick": a.quick, "provision": n_prov, "tenants": n_all, "ops_per_mode": ops,
-           "rounds": rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded"}
+           "rounds": rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded",
+           "template": [f"{m.version:04d}_{m.name}" for m in TEMPLATE]}
     res: dict[str, Any] = {"machine": machine(), "config": cfg}
     async with scratch_settings(a.database_url, db_pool_min_size=CONC, db_pool_max_size=CONC) as st:
         db, raw = await Database(st).start(), None
         try:
-            async with db.global_scope() as c:  # baseline: one plain schema owned by the app user
-                cfg["server_version"] = await c.fetchval("SHOW server_version")
-                await c.execute("CREATE SCHEMA bench_single; SET LOCAL search_path = bench_single")
-                await c.execute(migrations.load("tenant")[0].sql)
-                await c.execute(INS_CUSTOMER, CUSTOMER)
+            await plain_schema(db, "bench_single", seed=True)  # the raw baseline's table set
             cfg["db_pool_max_queries"] = st.db_pool_max_queries
             raw = await asyncpg.create_pool(
                 db.dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
                 max_inactive_connection_lifetime=st.db_pool_max_idle_seconds,
                 server_settings={"search_path": "bench_single"})
+            cfg["server_version"] = await raw.fetchval("SHOW server_version")
             log(f"1. provisioning {n_prov} tenants sequentially")
             res["provision"] = await provision_measured(db, n_prov)
             slugs = [slug(i) for i in range(n_prov)]
             log("2a. scoped vs raw @10 tenants")
             res["ops_10"] = await compare(db, raw, slugs[:10], ops, rounds, warm)
-            tmpl2 = migrations.load("tenant") + [V2]
-            log(f"4a. migrate v2 over {n_prov} tenants under live load")
+            tmpl2 = TEMPLATE + [add_column(1)]
+            log(f"4a. migrate +1 over {n_prov} tenants under live load")
             res["migrate_small"] = await migrate_under_load(db, tmpl2, slugs, pause)
             log(f"growing to {n_all} tenants (4 in parallel, not measured)")
             res["provision_fast_s"] = await provision_fast(db, n_prov, n_all, tmpl2)
             slugs = [slug(i) for i in range(n_all)]
             log(f"2b. scoped vs raw @{n_all} tenants")
             res["ops_all"] = await compare(db, raw, slugs, ops, rounds, warm)
-            for m in ("scoped", "raw_tx"):
-                res[f"ratio_p50_{m}_all_vs_10"] = ratio(res["ops_all"][m]["p50"],
-                                                        res["ops_10"][m]["p50"])
+            o10, on = res["ops_10"], res["ops_all"]
+            res |= {f"ratio_p50_{m}_all_vs_10": ratio(on[m]["p50"], o10[m]["p50"]) for m in MODES}
             log("3. memory per pooled connection, then one raw connection over all tenants")
             try:
                 res["memory"] = {"scoped_pool_mb": await pool_backend_memory_mb(db.pool),
@@ -210,8 +209,8 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                                  "one_conn_all_tenants": await raw_conn_memory(db.dsn, slugs)}
             except asyncpg.InsufficientPrivilegeError as exc:
                 res["memory"] = {"error": f"pg_backend_memory_contexts not readable: {exc}"}
-            log(f"4b. migrate v3 over {n_all} tenants under live load")
-            res["migrate_all"] = await migrate_under_load(db, tmpl2 + [V3], slugs, pause)
+            log(f"4b. migrate +2 over {n_all} tenants under live load")
+            res["migrate_all"] = await migrate_under_load(db, tmpl2 + [add_column(2)], slugs, pause)
         finally:
             if raw is not None:
                 await raw.close()
@@ -224,7 +223,8 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     c, p, o10, on, mem = r["config"], r["provision"], r["ops_10"], r["ops_all"], r.get("memory", {})
     n, ms, ma = c["tenants"], r["migrate_small"], r["migrate_all"]
     out = [f"# Tenancy bench: {c['server']} PostgreSQL {c['server_version']}, "
-           f"{r['machine']['cpus']} CPUs, {'quick' if c['quick'] else 'full'} run",
+           f"{r['machine']['cpus']} CPUs, {'quick' if c['quick'] else 'full'} run; tenant "
+           f"template {', '.join(c['template'])}",
            f"\n## 1. Provisioning ({c['provision']} tenants, sequential)",
            md_table(["what", "n", "p50 ms", "p99 ms", "max ms", "mean ms"],
                     [[k, v["n"], v["p50"], v["p99"], v["max"], v["mean"]] for k, v in p.items()]),
@@ -233,7 +233,7 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
            f"growing to {n} tenants (4 in parallel) took {r['provision_fast_s']:.1f} s",
            f"\n## 2. Op = insert ticket + read it back, committed; concurrency {CONC}, "
            f"{c['ops_per_mode']} ops/mode in {c['rounds']} interleaved rounds",
-           compare_table((o10, on), "tenants", ("scoped", "raw_tx", "raw_autocommit"), "raw_tx"),
+           compare_table((o10, on), "tenants", MODES, "raw_tx"),
            "\nscoped/raw_tx p50 ratio per round, min/median/max: " + "; ".join(
                f"@{o['tenants']}: " + "/".join(f"{x:.2f}" for x in o["round_ratio_p50_min_med_max"])
                for o in (o10, on)),
@@ -257,8 +257,8 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             md_table(["tenants", "total s", "ms/tenant", "migrated", "failed",
                       "live before p50/p99/max ms", "live during p50/p99/max ms",
                       "p99 during/before", "errors", "loop lag max ms"],
-                     [[m["tenants"], m["total_s"], m["per_tenant_ms"], m["migrated"], m["failed"],
-                       lat3(m["live_before"]), lat3(m["live_during"]),
+                     [[m["tenants"], m["total_s"], m["total_s"] * 1e3 / m["tenants"], m["migrated"],
+                       m["failed"], lat3(m["live_before"]), lat3(m["live_during"]),
                        m["ratio_p99_during_before"], m["live_errors"] or "-",
                        m["loop_lag_max_ms_during"]] for m in (ms, ma)])]
     table, rows = targets_table([

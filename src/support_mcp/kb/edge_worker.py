@@ -5,19 +5,20 @@ starts it on demand. qdrant-edge calls are synchronous and hold the GIL, and a s
 opened by one process at a time, so the engine lives here and every client (the MCP server, a
 CLI ``docs ingest`` running at the same time, ...) talks to this one process.
 
-Layout of ROOT (mode 0700): ``shards/<ns>/`` one shard per namespace; ``worker.sock`` the
-``multiprocessing.connection`` AF_UNIX listener; ``worker.key`` its authkey (0600, written by the
-client that starts the worker); ``worker.pid`` this process's pid, flock-ed for its lifetime (at
-most one worker per ROOT; emptied on clean exit); ``worker.lock`` taken by clients while they
-start a worker; ``worker.log`` stdout/stderr.
+Layout of ROOT (mode 0700): ``shards/<ns>/`` one shard per namespace (names with capitals get a
+hash suffix so case-insensitive file systems keep "Acme" and "acme" apart); ``worker.sock`` the
+``multiprocessing.connection`` AF_UNIX listener (in the temp dir if ROOT is too long for a socket
+path); ``worker.key`` its authkey (0600, written by the client that starts the worker);
+``worker.pid`` this process's pid, flock-ed for its lifetime (at most one worker per ROOT; emptied
+on clean exit); ``worker.lock`` taken by clients while they start a worker; ``worker.log``.
 
 Requests are ``(op, kwargs)`` tuples; replies are ``("ok", value)`` or ``("err", kind, message)``
 with kind ``value`` (bad input), ``not_found`` (missing namespace), ``retry`` (shutting down) or
 ``internal``. One thread per connection; one lock serialises engine calls. Shards are opened
-lazily and kept open (dense vectors ``Memory.Cold``, one search thread each), writes are flushed
-at the end of each client call, ``optimize()`` runs only when asked. The worker exits after
-``idle_seconds`` without any connected client, and on SIGTERM/SIGINT/``shutdown`` (flushing and
-closing every shard first).
+lazily and kept open (dense vectors ``Memory.Cold``, one search thread each), the least recently
+used closed beyond ``--max-open-shards``; writes are flushed at the end of each client call;
+``optimize()`` runs only when asked. The worker exits after ``--idle-seconds`` without any
+connected client, and on SIGTERM/SIGINT/``shutdown``, flushing and closing every shard first.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -96,14 +98,15 @@ class WorkerError(Exception):
 class ShardStore:
     """Every namespace's shard under ``root/shards``; callers hold ``self.lock``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_open: int = 256) -> None:
         import qdrant_edge as qe  # only the worker imports the engine
 
         self.qe = qe
         self.dir = root / "shards"
         self.dir.mkdir(mode=0o700, exist_ok=True)
         self.lock = threading.Lock()
-        self.shards: dict[str, tuple[Any, int]] = {}
+        self.shards: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # LRU order
+        self.max_open = max_open
         self.closed = False
         for leftover in self.dir.glob(".*"):  # interrupted create/drop
             shutil.rmtree(leftover, ignore_errors=True)
@@ -127,6 +130,7 @@ class ShardStore:
         if self.closed:
             raise WorkerError("retry", "worker is shutting down")
         if ns in self.shards:
+            self.shards.move_to_end(ns)
             return self.shards[ns]
         path = self._path(ns)
         if not (path / "edge_config.json").exists():
@@ -134,6 +138,10 @@ class ShardStore:
                 raise WorkerError("not_found", ns)
             return None
         dim = json.loads((path / "edge_config.json").read_text())["vectors"][DENSE]["size"]
+        while len(self.shards) >= self.max_open:  # each open shard keeps mmaps and a search thread
+            _, (shard, _) = self.shards.popitem(last=False)
+            shard.flush()
+            shard.close()
         self.shards[ns] = (self.qe.EdgeShard.load(str(path)), dim)
         return self.shards[ns]
 
@@ -144,8 +152,9 @@ class ShardStore:
         if opened is None:
             path = self._path(ns)
             tmp = self.dir / f".new-{secrets.token_hex(6)}"
+            # No payload index on document_id: on load it maps ~5 MB per shard whatever its size;
+            # delete_document scans instead (~70 ms at 50k points), delete_points is by id.
             shard = self.qe.EdgeShard.create(str(tmp), self._config(dim))
-            shard.update(self.qe.UpdateOperation.create_field_index("document_id", self.qe.PayloadSchemaType.Keyword))
             shard.flush()
             shard.close()
             os.rename(tmp, path)
@@ -238,8 +247,8 @@ class ShardStore:
 
 # -- the process --------------------------------------------------------------------------------
 class Worker:
-    def __init__(self, root: Path, idle_seconds: float) -> None:
-        self.root, self.idle_seconds = root, idle_seconds
+    def __init__(self, root: Path, idle_seconds: float, max_open_shards: int = 256) -> None:
+        self.root, self.idle_seconds, self.max_open_shards = root, idle_seconds, max_open_shards
         self.stop = threading.Event()
         self.active = 0
         self.last_seen = time.monotonic()
@@ -249,6 +258,8 @@ class Worker:
     def handle(self, req: Any) -> tuple:
         try:
             op, kwargs = req
+            if self.stop.is_set():
+                raise WorkerError("retry", "worker is shutting down")
             if op == "ping":
                 return ("ok", {"pid": os.getpid(), "protocol": PROTOCOL, "open_shards": len(self.store.shards)})
             if op == "shutdown":
@@ -320,7 +331,7 @@ class Worker:
         os.ftruncate(pid_fd, 0)
         os.pwrite(pid_fd, f"{os.getpid()}\n".encode(), 0)
         key = read_key(self.root)
-        self.store = ShardStore(self.root)
+        self.store = ShardStore(self.root, self.max_open_shards)
         sock = socket_path(self.root)
         sock.unlink(missing_ok=True)  # stale after a crash; we own the root now
         old_umask = os.umask(0o177)
@@ -351,10 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m support_mcp.kb.edge_worker")
     parser.add_argument("root", type=Path)
     parser.add_argument("--idle-seconds", type=float, default=300.0)
+    parser.add_argument("--max-open-shards", type=int, default=256)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(levelname)s %(message)s")
-    return Worker(prepare_root(args.root), args.idle_seconds).run()
+    return Worker(prepare_root(args.root), args.idle_seconds, max(1, args.max_open_shards)).run()
 
 
 if __name__ == "__main__":

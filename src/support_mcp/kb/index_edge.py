@@ -82,11 +82,13 @@ class EdgeIndex:
         idle_seconds: float = 300,
         *,
         pool_size: int = 4,
+        max_open_shards: int = 256,
         start_timeout: float = 15.0,
         request_timeout: float = 120.0,
     ) -> None:
         self.root = Path(root).absolute()
         self.idle_seconds = idle_seconds
+        self.max_open_shards = max_open_shards
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self._pool: list[Connection] = []
@@ -101,7 +103,10 @@ class EdgeIndex:
             conn.send(("ping", {}))
             if not conn.poll(5):
                 raise ConnectionRefusedError("knowledge-base worker does not answer")
-            info = conn.recv()[1]
+            reply = conn.recv()
+            if reply[0] != "ok":
+                raise ConnectionRefusedError(f"knowledge-base worker: {reply[-1]}")
+            info = reply[1]
         except BaseException:
             conn.close()
             raise
@@ -126,7 +131,7 @@ class EdgeIndex:
             with open(log_path, "ab", opener=_private) as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "support_mcp.kb.edge_worker", str(self.root),
-                     "--idle-seconds", str(self.idle_seconds)],
+                     "--idle-seconds", str(self.idle_seconds), "--max-open-shards", str(self.max_open_shards)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True,
                 )
