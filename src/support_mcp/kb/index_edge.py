@@ -10,15 +10,15 @@ owns ``root``. The first request starts the worker if none is running (under an 
 from __future__ import annotations
 
 import asyncio
-from array import array
-from itertools import chain
 import fcntl
 import os
 import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Sequence
+from itertools import chain
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
