@@ -20,10 +20,12 @@ async def create(conn: asyncpg.Connection, name: str, email: str | None = None, 
                  stripe_customer_id: str | None = None) -> Customer:
     if email is not None and not is_email(email):
         raise InvalidInput(f"email {email[:80]!r} is not a valid address")
-    if email and await queries.get_customer_by_email(conn, email=email.strip()):
-        raise Conflict(f"a customer with email {email.strip()} already exists")
-    row = await queries.insert_customer(conn, name=name.strip(), email=email.strip() if email else None,
-                                        phone=phone, stripe_customer_id=stripe_customer_id)
+    try:
+        row = await queries.insert_customer(conn, name=name.strip(), email=email.strip() if email else None,
+                                            phone=phone, stripe_customer_id=stripe_customer_id)
+    except asyncpg.UniqueViolationError as exc:  # the unique indexes decide, race-free
+        what = f"email {email.strip()}" if email and "email" in (exc.constraint_name or "") else "Stripe customer id"
+        raise Conflict(f"a customer with that {what} already exists") from None
     return _model(row)
 
 

@@ -9,7 +9,7 @@ import asyncpg
 from ..db import queries
 from ..errors import ConfirmationRequired, InvalidInput, NotFound
 from . import customers
-from .models import (DeletePreview, Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary,
+from .models import (Customer, DeletePreview, Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary,
                      TicketUpdate)
 from .refs import decode_cursor, encode_cursor, like_pattern, normalize_tags, ticket_ref
 
@@ -46,16 +46,20 @@ async def create(conn: asyncpg.Connection, *, subject: str, description: str, cu
 
 async def get(conn: asyncpg.Connection, ref: str, *, messages_cursor: str | None = None,
               messages_limit: int = 50) -> TicketDetail:
-    row = await _row(conn, ref)
+    uid, number = ticket_ref(ref)
+    row = await (queries.get_ticket_detail_by_id(conn, id=uid) if uid
+                 else queries.get_ticket_detail_by_number(conn, number=number))
+    if row is None:
+        raise NotFound(f"ticket {ref.strip()[:50]} not found")
     after_created, after_id = decode_cursor(messages_cursor)
     msgs = [Message(**dict(r)) async for r in queries.list_messages(
         conn, ticket_id=row["id"], after_created=after_created, after_id=after_id, limit=messages_limit + 1)]
     more = len(msgs) > messages_limit
     msgs = msgs[:messages_limit]
-    cust = await customers.get(conn, str(row["customer_id"]))
+    data = dict(row)
+    cust = Customer(id=data["customer_id"], **{k[2:]: data.pop(k) for k in list(data) if k.startswith("c_")})
     return TicketDetail(
-        **dict(row), customer=cust, messages=msgs,
-        messages_total=await queries.count_messages(conn, ticket_id=row["id"]),
+        **data, customer=cust, messages=msgs,
         messages_next_cursor=encode_cursor(msgs[-1].created_at, msgs[-1].id) if more else None,
     )
 
