@@ -54,7 +54,7 @@ def _title_from_markdown(text: str, fallback: str) -> str:
 
 
 def html_to_markdown(html: str) -> tuple[str, str | None]:
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     tree = HTMLParser(html)
     for node in tree.css("script, style, nav, header, footer, noscript, svg, form"):
