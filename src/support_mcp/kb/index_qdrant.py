@@ -95,13 +95,6 @@ class QdrantIndex:
             except Exception:
                 if not await self._client.collection_exists(collection):  # else: lost a creation race
                     raise
-            if self._shared is not None:
-                await self._client.create_payload_index(
-                    collection,
-                    TENANT,
-                    field_schema=models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
-                )
-            await self._client.create_payload_index(collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD)
         info = await self._client.get_collection(collection)
         vectors = info.config.params.vectors
         have = vectors.get(DENSE) if isinstance(vectors, dict) else None
@@ -109,6 +102,14 @@ class QdrantIndex:
             raise ValueError(
                 f"collection {collection!r} has dense size {getattr(have, 'size', None)}, not {dense_dim}"
             )
+        wanted: dict[str, models.PayloadSchemaType | models.KeywordIndexParams] = {
+            "document_id": models.PayloadSchemaType.KEYWORD
+        }
+        if self._shared is not None:
+            wanted[TENANT] = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+        for field, schema in wanted.items():  # also repairs a collection whose creator crashed
+            if field not in (info.payload_schema or {}):
+                await self._client.create_payload_index(collection, field, field_schema=schema)
         if self._shared is not None:
             marker = models.PointStruct(id=str(uuid.uuid5(_ID_SPACE, ns)), vector={}, payload={TENANT: ns, MARKER: True})
             await self._client.upsert(collection, [marker], wait=True)

@@ -102,6 +102,13 @@ class KnowledgeBase:
         (result,) = await ingest_documents(self, slug, [NewDocument(title, text, source_uri)], progress)
         return result
 
+    async def ingest_many(self, slug: str, docs: list[tuple[str, str]], progress: Progress | None = None,
+                          ) -> list[IngestResult]:
+        """Several (title, text) documents, embedded in shared batches (faster for small documents)."""
+        from .ingest import NewDocument, ingest_documents
+
+        return await ingest_documents(self, slug, [NewDocument(t, x) for t, x in docs], progress)
+
     async def delete_document(self, slug: str, document_id: uuid.UUID) -> None:
         namespace, _ = await self.namespace(slug)
         async with self.db.tenant_scope(slug) as s:
