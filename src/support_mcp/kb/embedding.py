@@ -161,6 +161,11 @@ class Embedder:
         self.dense_dim: int = int(self._dense.embedding_size)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed")
 
+    @classmethod
+    async def create(cls, **kwargs: Any) -> Embedder:
+        """Construct on a thread: loading takes seconds, which the event loop should not wait."""
+        return await asyncio.to_thread(cls, **kwargs)
+
     # --- sync -------------------------------------------------------------------------------
     @property
     def tokenizer(self) -> Tokenizer:
