@@ -65,15 +65,16 @@ def child(args: argparse.Namespace) -> None:
 
     cache = Path(tempfile.gettempdir()) / "support-mcp-bench-models"
     t0 = time.perf_counter()
+    threads = args.threads or None
     if args.mode == "embedder":
-        emb = Embedder(cache_dir=cache, batch_size=args.batch, cpu_mem_arena=args.arena)
+        emb = Embedder(cache_dir=cache, batch_size=args.batch, cpu_mem_arena=args.arena, threads=threads)
         tok, run = emb.tokenizer, emb.embed_documents
     else:
         from fastembed import TextEmbedding
 
         model_dir = prepare_model_dir(cache)
         model = TextEmbedding(DEFAULT_MODEL, specific_model_path=str(model_dir), cache_dir=str(cache),
-                              enable_cpu_mem_arena=args.arena)
+                              enable_cpu_mem_arena=args.arena, threads=threads)
         tok = load_tokenizer(model_dir)[0]
 
         def run(texts: list[str]) -> list[Any]:
@@ -83,15 +84,18 @@ def child(args: argparse.Namespace) -> None:
     texts = paragraphs(args.n, tok)
     tokens = sum(min(len(tok.encode(t).ids), 256) for t in texts)
     run(texts[: args.batch])  # warm-up: first-run graph setup is not throughput
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         vecs = run(texts)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     assert len(vecs) == len(texts)
     best = min(times)
     mem = rss_mb()
-    print(json.dumps({"mode": args.mode, "batch": args.batch, "arena": args.arena, "n": len(texts),
+    print(json.dumps({"mode": args.mode, "batch": args.batch, "arena": args.arena, "threads": threads,
+                      "n": len(texts), "cpu_seconds": cpu, "chunks_per_cpu_s": len(texts) / min(cpu),
+                      "loadavg_1m": os.getloadavg()[0],
                       "tokens": tokens, "load_s": load_s, "seconds": times, "chunks_per_s": len(texts) / best,
                       "tokens_per_s": tokens / best, "rss_loaded_mb": rss_loaded, "rss_after_mb": mem["rss"],
                       "peak_rss_mb": mem["peak"]}))
@@ -107,18 +111,19 @@ def main() -> None:
     ap.add_argument("--mode", default="bare", choices=["bare", "embedder"], help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
     ap.add_argument("--arena", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         args.arena = bool(args.arena)
         return child(args)
 
-    configs = [("bare", b, a) for a in (1, 0) for b in map(int, args.batches.split(","))]
-    configs += [("embedder", 16, 1), ("embedder", 16, 0)]
+    configs = [("bare", b, a, 0) for a in (1, 0) for b in map(int, args.batches.split(","))]
+    configs += [("embedder", 16, 1, 0), ("embedder", 16, 1, 1)]
     results = []
-    for mode, batch, arena in configs:
-        log(f"{mode} batch={batch} arena={arena}")
+    for mode, batch, arena, threads in configs:
+        log(f"{mode} batch={batch} arena={arena} threads={threads or 'default'}")
         cmd = [sys.executable, __file__, "--child", f"--mode={mode}", f"--batch={batch}", f"--arena={arena}",
-               f"--n={args.n}", f"--repeat={args.repeat}"]
+               f"--threads={threads}", f"--n={args.n}", f"--repeat={args.repeat}"]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         if proc.returncode != 0:
             sys.exit(f"{cmd} failed:\n{proc.stderr}")
@@ -127,11 +132,14 @@ def main() -> None:
     label = {"bare": "fastembed, file order", "embedder": "Embedder, length-sorted"}
     print(f"\n## Dense embedding baseline ({args.n} chunks, "
           f"{results[0]['tokens'] / results[0]['n']:.0f} tokens avg, best of {args.repeat})\n")
-    print(md_table(["run", "batch", "CPU arena", "chunks/s", "tokens/s", "load s", "RSS loaded MB",
-                    "peak RSS MB", "RSS after MB"],
-                   [[label[r["mode"]], r["batch"], "on" if r["arena"] else "off", round(r["chunks_per_s"], 1),
-                     round(r["tokens_per_s"]), round(r["load_s"], 2), round(r["rss_loaded_mb"]),
-                     round(r["peak_rss_mb"]), round(r["rss_after_mb"])] for r in results]))
+    print(md_table(["run", "batch", "CPU arena", "ORT threads", "chunks/s", "tokens/s", "chunks/CPU-s",
+                    "load s", "RSS loaded MB", "peak RSS MB", "RSS after MB", "loadavg"],
+                   [[label[r["mode"]], r["batch"], "on" if r["arena"] else "off", r["threads"] or "default",
+                     round(r["chunks_per_s"], 1), round(r["tokens_per_s"]), round(r["chunks_per_cpu_s"], 1),
+                     round(r["load_s"], 2), round(r["rss_loaded_mb"]), round(r["peak_rss_mb"]),
+                     round(r["rss_after_mb"]), round(r["loadavg_1m"], 1)] for r in results]))
+    print("\nchunks/CPU-s: chunks per second of this process's CPU time (all threads); loadavg: the "
+          "machine's 1-minute load at the end of the run (2 cores: above 2, wall-clock rates are shared).")
     path = write_json(args.out, {"machine": machine(), "n": args.n, "repeat": args.repeat, "results": results})
     log(f"wrote {path}")
 
