@@ -289,7 +289,7 @@ async def scratch_settings(database_url: str | None, prefix: str = "sm_bench",
             from pgserver._commands import pg_ctl
 
             srv = pgserver.get_server(tmp / "pg")
-            # immediate: skip the shutdown checkpoint (minutes of fsync with 10,000 schemas)
+            # immediate: the data is discarded, so skip the shutdown checkpoint
             await asyncio.to_thread(pg_ctl, ["-w", "-m", "immediate", "stop"], pgdata=srv.pgdata,
                                     user=srv.system_user)
             srv.cleanup_mode = None  # already stopped: only release pgserver's handle
