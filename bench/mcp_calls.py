@@ -16,11 +16,14 @@ import asyncpg
 import mcp
 import psutil
 from mcp.client.stdio import StdioServerParameters
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
-from support_mcp import migrations, tenancy  # noqa: E402
+from support_mcp import keys, migrations, tenancy  # noqa: E402
 from support_mcp.access import Principal  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.desk import tickets  # noqa: E402
@@ -121,17 +124,34 @@ async def seed(db: Database, slugs: list[str]) -> None:
 async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, rounds: int,
                   warm: int) -> dict[str, Any]:
     server = build_server(st, Principal.operator(None, True), db=db)
+    # issue 4: the same call without authorization/audit (baseline) and with an API key as a bearer token
+    bare = build_server(st, Principal.operator(None, True), db=db, _bench_minimal_guard=True)
+    # the limiter runs (its cost counts) but is set high enough never to refuse the bench's calls
+    keyed = build_server(st.model_copy(update={"rate_limit_per_minute": 10_000_000}), db=db, bearer=True)
+    key = (await keys.create_key(db, "bench", tenants=[], all_tenants=True, scopes=["read", "write"])).key
+    user = AuthenticatedUser(AccessToken(token=key, client_id="bench", scopes=[]))
     stdio = StdioServerParameters(command=sys.executable, args=["-m", "support_mcp", "serve", "--all-tenants"],
                                   env=env, cwd=str(st.data_dir))
     async with (mcp.Client(server) as mem, mcp.Client(server) as mem_nv, mcp.Client(stdio) as sio,
-                mcp.Client(url) as http):
+                mcp.Client(url) as http, mcp.Client(bare) as mem_bare, mcp.Client(keyed) as mem_key):
         # the client re-validates structuredContent against the outputSchema (jsonschema);
         # "in-memory-noval" skips that to separate client-side validation from server cost
         mem_nv.session.validate_tool_result = lambda *_: asyncio.sleep(0)  # type: ignore[method-assign]
         modes: dict[str, Op] = {"create/direct": lambda: direct_create(db, W), "list/direct": lambda: direct_list(db)}
-        for name, c in (("in-memory", mem), ("in-memory-noval", mem_nv), ("stdio", sio), ("http", http)):
+        for name, c in (("in-memory", mem), ("in-memory-noval", mem_nv), ("stdio", sio), ("http", http),
+                        ("in-memory-noauth", mem_bare)):
             modes[f"create/{name}"] = lambda c=c: call(c, "create_ticket", create_args(W))
             modes[f"list/{name}"] = lambda c=c: call(c, "list_tickets", LIST)
+
+        async def as_key(op: Op) -> None:  # the HTTP middleware would set this per request
+            token = auth_context_var.set(user)
+            try:
+                await op()
+            finally:
+                auth_context_var.reset(token)
+
+        modes["create/in-memory-key"] = lambda: as_key(lambda: call(mem_key, "create_ticket", create_args(W)))
+        modes["list/in-memory-key"] = lambda: as_key(lambda: call(mem_key, "list_tickets", LIST))
         assert len((await call(http, "list_tickets", LIST))["tickets"]) == 20
         cpu: dict[str, list[float]] = {m: [] for m in modes}  # CPU time of this process per call
 
@@ -253,6 +273,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             for op in ("create", "list"):
                 for v in ("in-memory", "in-memory-noval"):
                     res[f"overhead_{op}_{v}_ms"] = lat[f"{op}/{v}"]["p50"] - lat[f"{op}/direct"]["p50"]
+                res[f"auth_overhead_{op}_ms"] = lat[f"{op}/in-memory-key"]["p50"] - lat[f"{op}/in-memory-noauth"]["p50"]
             log(f"2. provisioning {n_ten} tenants (4 in parallel)")
             slugs, t0 = [f"tp{i:05d}" for i in range(n_ten)], now()
             await seed(db, slugs)
@@ -281,7 +302,8 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
              s["p50"] - b["p50"], s["p99"] - b["p99"], s["cpu_p50"], s["cpu_p50"] - b["cpu_p50"],
              " ".join(f"{x:.2f}" for x in s["round_p50s"])]
             for op in ("create", "list") for b in [lat[f"{op}/direct"]]
-            for path in ("direct", "in-memory", "in-memory-noval", "stdio", "http") for s in [lat[f"{op}/{path}"]]]
+            for path in ("direct", "in-memory", "in-memory-noval", "stdio", "http", "in-memory-noauth",
+                         "in-memory-key") for s in [lat[f"{op}/{path}"]]]
     raw = tp["raw_asyncpg"]
     tp_rows = [[m, tp[m]["ops_per_s"], ratio(tp[m]["ops_per_s"], raw["ops_per_s"]), tp[m]["p50"], tp[m]["p99"],
                 " ".join(f"{x:.0f}" for x in tp[m]["round_ops_s"])] for m in MODES]
@@ -290,6 +312,8 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                  tp[m]["capacity_ops_s"], ratio(tp[m]["capacity_ops_s"], raw["capacity_ops_s"])] for m in MODES]
     targets = [{"target": f"{v} p50 - direct p50, ms, {op}", "value": r[f"overhead_{op}_{v}_ms"], "limit": "<= 0.5"}
                for v in ("in-memory", "in-memory-noval") for op in ("create", "list")]
+    targets += [{"target": f"auth + audit: in-memory-key p50 - in-memory-noauth p50, ms, {op}",
+                 "value": r[f"auth_overhead_{op}_ms"], "limit": "<= 0.3"} for op in ("create", "list")]
     targets += [{"target": "HTTP MCP ops/s / raw asyncpg ops/s", "value": tp["ratio_mcp_http_raw_asyncpg"],
                  "limit": ">= 0.35"},
                 {"target": "same from CPU ms per op (2000/sum)",
@@ -306,7 +330,10 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                      "CPU - direct", "round p50s"], rows),
            "\nclient CPU = CPU time of the bench process per call (direct and in-memory: all app-side work; "
            "stdio/http: the client's share only). in-memory-noval = in-memory with the client's jsonschema "
-           "re-validation of structuredContent switched off.",
+           "re-validation of structuredContent switched off. in-memory-noauth = the guard only establishes the caller "
+           "(no key check, rate limit, argument pre-check or audit); in-memory-key = an API key verified on every "
+           "call (cached), rate limit, argument pre-check and a batched audit row: their difference is the "
+           "authorization + audit cost.",
            f"\n## 2. Throughput: op = create_ticket + get_ticket of it, random tenant of {c['tenants']}; "
            f"{CONC} workers, {c['seconds_per_mode']:.0f} s per mode in {c['throughput_rounds']} rounds",
            md_table(["mode", "ops/s", "vs raw", "p50 ms", "p99 ms", "ops/s per round"], tp_rows),

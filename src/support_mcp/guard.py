@@ -52,8 +52,10 @@ def _error(text: str) -> CallToolResult:
 class Guard:
     server: MCPServer | None = None  # set right after the server is built
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, app: App, *, minimal: bool = False) -> None:
+        # minimal: establish the caller only (no rate limit, argument check or audit); a baseline
+        # for benchmarking what the rest costs, never a serving mode
+        self.app, self.minimal = app, minimal
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> HandlerResult:
         if ctx.method not in _DATA_METHODS and ctx.method != "tools/list":
@@ -71,7 +73,7 @@ class Guard:
             _principal.set(principal)
             if ctx.method == "tools/list":
                 return self._visible(await call_next(ctx), principal)
-            if ctx.method == "tools/call":
+            if ctx.method == "tools/call" and not self.minimal:
                 return await self._tool_call(ctx, call_next, principal, refusal, info, started)
             if refusal is not None:
                 raise MCPError(INVALID_REQUEST, str(refusal))

@@ -47,7 +47,7 @@ class BearerKeys:
 
 def build_server(settings: Settings, principal: Principal | None = None, *, db: Database | None = None,
                  bearer: bool = False, read_only: bool = False, issuer_url: str = "http://127.0.0.1",
-                 kb: KnowledgeBase | None = None) -> MCPServer:
+                 kb: KnowledgeBase | None = None, _bench_minimal_guard: bool = False) -> MCPServer:
     """Caller identity, in order: `principal` (operator flags), `bearer` (HTTP API keys), or
     settings.api_key (stdio API key). `db` may be an already-started Database."""
     mode: AuthMode = "operator" if principal else "bearer" if bearer else "api_key"
@@ -55,7 +55,7 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
         raise NotPermitted("no tenant access configured: set SUPPORT_MCP_API_KEY, or pass --tenant/--all-tenants")
     app = App(settings=settings, db=db or Database(settings), auth_mode=mode, principal=principal,
               api_key=settings.api_key, read_only=read_only, owns_db=db is None, kb=kb)
-    guard = Guard(app)
+    guard = Guard(app, minimal=_bench_minimal_guard)
     auth = dict(token_verifier=BearerKeys(app.verifier),
                 auth=AuthSettings(issuer_url=issuer_url, resource_server_url=None)) if bearer else {}
     server = MCPServer("support-mcp", instructions=INSTRUCTIONS, version=__version__, lifespan=app.lifespan,
