@@ -20,10 +20,10 @@ from typing import Any
 
 from . import migrations
 from .db import Database, queries, validate_slug
-from .errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
+from .errors import InvalidInput, NotFound, UpstreamUnavailable
 from .logging import get_logger
 from .pgtools import find_bin_dir
-from .tenancy import role_name, schema_name
+from .tenancy import ensure_slug_free, role_name, schema_name
 
 log = get_logger(__name__)
 FORMAT = "support-mcp-tenant-backup/1"
@@ -133,12 +133,7 @@ async def restore_tenant(db: Database, archive: Path, *, as_slug: str | None = N
         slug = validate_slug(as_slug or old_slug)
         new_schema, role = schema_name(slug), role_name(slug, db.dbtag)
         async with db.connection() as conn:
-            if await queries.tenant_exists(conn, slug=slug):
-                raise Conflict(f"tenant '{slug}' already exists; delete it or restore with --as NEWSLUG")
-            if await queries.schema_exists(conn, schema_name=new_schema) or await queries.role_exists(
-                conn, role_name=role
-            ):
-                raise Conflict(f"a schema or role for '{slug}' is left over; remove it first")
+            await ensure_slug_free(conn, slug, new_schema, role, "; delete it or restore with --as NEWSLUG")
         bindir = await _bin_dir(db)
         script = work / "restore.sql"
         _run([str(bindir / "pg_restore"), "--no-owner", "--no-privileges", f"--file={script}",

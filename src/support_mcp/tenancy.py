@@ -36,6 +36,15 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+async def ensure_slug_free(conn: asyncpg.Connection, slug: str, schema: str, role: str, hint: str = "") -> None:
+    """Refuse a slug whose tenant, schema or role already exists (provisioning and restore)."""
+    if await queries.tenant_exists(conn, slug=slug):
+        raise Conflict(f"tenant '{slug}' already exists{hint}")
+    if await queries.role_exists(conn, role_name=role) or await queries.schema_exists(conn, schema_name=schema):
+        raise Conflict(f"a schema or role for '{slug}' is left over from an earlier tenant; "
+                       "remove it or choose another slug")
+
+
 @dataclass(frozen=True)
 class TenantInfo:
     id: UUID
@@ -81,15 +90,7 @@ async def create_tenant(
     tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
     schema, role = schema_name(slug), role_name(slug, db.dbtag)
     async with db.global_scope() as conn:
-        if await queries.tenant_exists(conn, slug=slug):
-            raise Conflict(f"tenant '{slug}' already exists")
-        if await queries.role_exists(conn, role_name=role) or await queries.schema_exists(
-            conn, schema_name=schema
-        ):
-            raise Conflict(
-                f"a schema or role for '{slug}' is left over from an earlier tenant; "
-                "remove it or choose another slug"
-            )
+        await ensure_slug_free(conn, slug, schema, role)
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
         await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
         await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
