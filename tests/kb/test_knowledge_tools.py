@@ -130,3 +130,17 @@ async def test_engine_down_gives_clear_error_and_tickets_still_work(db, make_ten
         r = await client.call_tool("create_ticket", {"tenant": a, "subject": "s", "description": "d",
                                                      "customer_email": "k@x.test"})
         assert not r.is_error
+
+
+async def test_draft_reply_includes_the_top_documents(connect, make_tenant) -> None:
+    a = await make_tenant("kbdr", policies="Be brief.")
+    async with connect([a]) as c:
+        await c.ok("ingest_document", tenant=a, title="Hub X2 Wi-Fi drops",
+                   text="# Hub X2 Wi-Fi drops\n\n## Fix\nMove the hub away from the microwave and update to 4.2.1.")
+        await c.ok("ingest_document", tenant=a, title="Invoices", text="# Invoices\n\nDownload them in Billing.")
+        t = await c.ok("create_ticket", tenant=a, subject="Hub keeps losing wifi",
+                       description="My X2 hub drops off the wireless network every evening.", customer_email="w@x.test")
+        prompt = await c.client.get_prompt("draft_reply", {"tenant": a, "ticket": str(t["number"])})
+        text = prompt.messages[0].content.text
+    assert "Hub X2 Wi-Fi drops" in text and "update to 4.2.1" in text and "Be brief." in text
+    assert text.index("Hub X2 Wi-Fi drops") < text.index("Invoices") if "Invoices" in text else True
