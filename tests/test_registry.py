@@ -22,6 +22,10 @@ ARGS = {
     "add_message": {"ticket": "1001", "content": "hi", "author_role": "agent"},
     "record_feedback": {"ticket": "1001", "rating": 5},
     "delete_ticket": {"ticket": "1001", "dry_run": True},
+    "search_docs": {"query": "refund"},
+    "ingest_document": {"title": "T", "text": "text"},
+    "list_documents": {},
+    "delete_document": {"document_id": "00000000-0000-0000-0000-000000000000", "dry_run": True},
 }
 FORBIDDEN_NAMES = {"schema", "schema_name", "search_path", "role", "role_name", "db_role", "stripe_account",
                    "stripe_account_id", "account", "account_id", "database", "dsn", "sql", "query_sql"}
