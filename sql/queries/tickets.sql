@@ -75,21 +75,12 @@ SELECT status, count(*) AS n FROM tickets GROUP BY status;
 -- name: delete-ticket(id)$
 DELETE FROM tickets WHERE id = :id RETURNING number;
 
--- name: get-ticket-detail-by-id(id)^
--- The ticket with its customer and thread size, in one round trip.
+-- name: get-ticket-detail(id, number)^
+-- The ticket (by id or by number) with its customer and thread size, in one round trip.
 SELECT t.id, t.number, t.customer_id, t.subject, t.description, t.status, t.priority, t.assignee, t.tags,
        t.created_at, t.updated_at,
        c.name AS c_name, c.email AS c_email, c.phone AS c_phone, c.stripe_customer_id AS c_stripe_customer_id,
        c.created_at AS c_created_at, c.updated_at AS c_updated_at,
        (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id) AS messages_total
 FROM tickets t JOIN customers c ON c.id = t.customer_id
-WHERE t.id = :id;
-
--- name: get-ticket-detail-by-number(number)^
-SELECT t.id, t.number, t.customer_id, t.subject, t.description, t.status, t.priority, t.assignee, t.tags,
-       t.created_at, t.updated_at,
-       c.name AS c_name, c.email AS c_email, c.phone AS c_phone, c.stripe_customer_id AS c_stripe_customer_id,
-       c.created_at AS c_created_at, c.updated_at AS c_updated_at,
-       (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id) AS messages_total
-FROM tickets t JOIN customers c ON c.id = t.customer_id
-WHERE t.number = :number;
+WHERE t.id = CAST(:id AS uuid) OR t.number = CAST(:number AS bigint);

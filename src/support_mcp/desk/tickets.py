@@ -47,8 +47,7 @@ async def create(conn: asyncpg.Connection, *, subject: str, description: str, cu
 async def get(conn: asyncpg.Connection, ref: str, *, messages_cursor: str | None = None,
               messages_limit: int = 50) -> TicketDetail:
     uid, number = ticket_ref(ref)
-    row = await (queries.get_ticket_detail_by_id(conn, id=uid) if uid
-                 else queries.get_ticket_detail_by_number(conn, number=number))
+    row = await queries.get_ticket_detail(conn, id=uid, number=number)
     if row is None:
         raise NotFound(f"ticket {ref.strip()[:50]} not found")
     after_created, after_id = decode_cursor(messages_cursor)
