@@ -26,29 +26,24 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
-import json
 import logging
 import os
-import re
 import secrets
-import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
+from support_mcp.kb.edge_store import ShardStore, WorkerError
+
 PROTOCOL = 1
-DENSE, SPARSE = "dense", "sparse"  # the vector names of index.py
 SOCKET_NAME, KEY_NAME, PID_NAME, LOCK_NAME, LOG_NAME = (
     "worker.sock", "worker.key", "worker.pid", "worker.lock", "worker.log"
 )
-# The worker's own path-safety check (index.check_namespace is the API-level one).
-_SAFE_NS = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 log = logging.getLogger("support_mcp.kb.edge_worker")
 
 
@@ -86,163 +81,6 @@ def create_key(root: Path) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(secrets.token_bytes(32))
     return read_key(root)
-
-
-class WorkerError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-# -- the engine side --------------------------------------------------------------------------
-class ShardStore:
-    """Every namespace's shard under ``root/shards``; callers hold ``self.lock``."""
-
-    def __init__(self, root: Path, max_open: int = 256) -> None:
-        import qdrant_edge as qe  # only the worker imports the engine
-
-        self.qe = qe
-        self.dir = root / "shards"
-        self.dir.mkdir(mode=0o700, exist_ok=True)
-        self.lock = threading.Lock()
-        self.shards: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # LRU order
-        self.max_open = max_open
-        self.closed = False
-        for leftover in self.dir.glob(".*"):  # interrupted create/drop
-            shutil.rmtree(leftover, ignore_errors=True)
-
-    def _path(self, ns: str) -> Path:
-        if not isinstance(ns, str) or not _SAFE_NS.fullmatch(ns):
-            raise WorkerError("value", f"invalid knowledge-base namespace {ns!r}")
-        # Case-insensitive file systems must not merge "Acme" and "acme": '.' is not a ns char.
-        name = ns if ns == ns.lower() else f"{ns.lower()}.{hashlib.sha256(ns.encode()).hexdigest()[:10]}"
-        return self.dir / name
-
-    def _config(self, dim: int) -> Any:
-        qe = self.qe
-        return qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            max_search_threads=1,
-        )
-
-    def open(self, ns: str, *, required: bool = False) -> tuple[Any, int] | None:
-        if self.closed:
-            raise WorkerError("retry", "worker is shutting down")
-        if ns in self.shards:
-            self.shards.move_to_end(ns)
-            return self.shards[ns]
-        path = self._path(ns)
-        if not (path / "edge_config.json").exists():
-            if required:
-                raise WorkerError("not_found", ns)
-            return None
-        dim = json.loads((path / "edge_config.json").read_text())["vectors"][DENSE]["size"]
-        while len(self.shards) >= self.max_open:  # each open shard keeps mmaps and a search thread
-            _, (shard, _) = self.shards.popitem(last=False)
-            shard.flush()
-            shard.close()
-        self.shards[ns] = (self.qe.EdgeShard.load(str(path)), dim)
-        return self.shards[ns]
-
-    def ensure(self, ns: str, dim: int) -> None:
-        if not isinstance(dim, int) or not 0 < dim <= 65536:
-            raise WorkerError("value", f"invalid dense dimension {dim!r}")
-        opened = self.open(ns)
-        if opened is None:
-            path = self._path(ns)
-            tmp = self.dir / f".new-{secrets.token_hex(6)}"
-            # No payload index on document_id: on load it maps ~5 MB per shard whatever its size;
-            # delete_document scans instead (~70 ms at 50k points), delete_points is by id.
-            shard = self.qe.EdgeShard.create(str(tmp), self._config(dim))
-            shard.flush()
-            shard.close()
-            os.rename(tmp, path)
-            opened = self.open(ns, required=True)
-        if opened[1] != dim:
-            raise WorkerError("value", f"namespace {ns!r} has dense dimension {opened[1]}, not {dim}")
-
-    def drop(self, ns: str) -> None:
-        path = self._path(ns)
-        if ns in self.shards:
-            self.shards.pop(ns)[0].close()
-        if path.exists():
-            trash = self.dir / f".trash-{secrets.token_hex(6)}"
-            os.rename(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
-    def upsert(self, ns: str, ids: list[str], doc_ids: list[str], dim: int, dense: bytes,
-               sparse_lens: bytes, sparse_indices: bytes, sparse_values: bytes, flush: bool) -> None:
-        qe = self.qe
-        shard, have = self.open(ns, required=True)
-        if ids and dim != have:
-            raise WorkerError("value", f"namespace {ns!r} has dense dimension {have}, got vectors of {dim}")
-        flat, lens = memoryview(dense).cast("f"), memoryview(sparse_lens).cast("I")
-        idx, val = memoryview(sparse_indices).cast("I"), memoryview(sparse_values).cast("f")
-        if len(flat) != len(ids) * dim or len(lens) != len(ids) or len(doc_ids) != len(ids) \
-                or len(idx) != len(val) or sum(lens) != len(idx):
-            raise WorkerError("value", "malformed upsert batch")
-        points, off = [], 0
-        for i, pid in enumerate(ids):
-            end = off + lens[i]
-            sparse = qe.SparseVector(idx[off:end].tolist(), val[off:end].tolist())
-            vectors = {DENSE: flat[i * dim:(i + 1) * dim].tolist(), SPARSE: sparse}
-            points.append(qe.Point(pid, vectors, {"document_id": doc_ids[i]}))
-            off = end
-        if points:
-            shard.update(qe.UpdateOperation.upsert_points(points))
-        if flush:
-            shard.flush()
-
-    def delete(self, ns: str, ids: list[str] | None = None, document_id: str | None = None) -> None:
-        qe = self.qe
-        opened = self.open(ns)
-        if opened is None:
-            return
-        if ids is not None:
-            op = qe.UpdateOperation.delete_points(ids)
-        else:
-            cond = qe.FieldCondition(key="document_id", match=qe.MatchValue(document_id))
-            op = qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[cond]))
-        opened[0].update(op)
-        opened[0].flush()
-
-    def search(self, ns: str, dense: list[float], sparse: tuple[list[int], list[float]], mode: str,
-               limit: int, prefetch: int, fusion: str, rrf_k: int) -> list[tuple[str, str, float]]:
-        qe = self.qe
-        opened = self.open(ns)
-        if opened is None:
-            return []
-        if len(dense) != opened[1]:
-            raise WorkerError("value", f"namespace {ns!r} has dense dimension {opened[1]}, query has {len(dense)}")
-        dq = qe.Query.Nearest(dense, using=DENSE)
-        sq = qe.Query.Nearest(qe.SparseVector(*sparse), using=SPARSE)
-        if mode == "dense":
-            req = qe.QueryRequest(limit=limit, query=dq, with_payload=True)
-        elif mode == "sparse":
-            req = qe.QueryRequest(limit=limit, query=sq, with_payload=True)
-        else:
-            fused = qe.Fusion.Rrf(k=rrf_k) if fusion == "rrf" else qe.Fusion.Dbsf()
-            pre = [qe.Prefetch(limit=prefetch, query=dq), qe.Prefetch(limit=prefetch, query=sq)]
-            req = qe.QueryRequest(limit=limit, prefetches=pre, query=fused, with_payload=True)
-        return [(str(p.id), str((p.payload or {}).get("document_id", "")), p.score) for p in opened[0].query(req)]
-
-    def count(self, ns: str) -> int:
-        opened = self.open(ns)
-        return 0 if opened is None else opened[0].count(self.qe.CountRequest(exact=True))
-
-    def optimize(self, ns: str) -> bool:
-        return bool(self.open(ns, required=True)[0].optimize())
-
-    def close_all(self) -> None:
-        self.closed = True
-        for ns, (shard, _) in list(self.shards.items()):
-            try:
-                shard.flush()
-                shard.close()
-            except Exception:  # noqa: BLE001 - keep closing the others
-                log.exception("closing shard %s", ns)
-        self.shards.clear()
 
 
 # -- the process --------------------------------------------------------------------------------
