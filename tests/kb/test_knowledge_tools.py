@@ -144,3 +144,29 @@ async def test_draft_reply_includes_the_top_documents(connect, make_tenant) -> N
         text = prompt.messages[0].content.text
     assert "Hub X2 Wi-Fi drops" in text and "update to 4.2.1" in text and "Be brief." in text
     assert text.index("Hub X2 Wi-Fi drops") < text.index("Invoices") if "Invoices" in text else True
+
+
+async def test_search_straddling_a_replacement_still_sees_one_version(kb: KnowledgeBase, db, make_tenant) -> None:
+    """The engine answers before a replacement and Postgres is read after it: the search must
+    ask again rather than return neither version."""
+    a = await make_tenant("kbstr")
+    await kb.ingest(a, title="Refunds", text=REFUND_V1, source_uri="kb://straddle")
+    real = await kb.index()
+
+    class ReplaceDuringFirstSearch:
+        calls = 0
+
+        def __getattr__(self, name: str):  # noqa: ANN204 - delegate everything else
+            return getattr(real, name)
+
+        async def search(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+            hits = await real.search(*args, **kwargs)
+            ReplaceDuringFirstSearch.calls += 1
+            if ReplaceDuringFirstSearch.calls == 1:  # stale hits, then the swap commits
+                await kb.ingest(a, title="Refunds", text=REFUND_V2, source_uri="kb://straddle")
+            return hits
+
+    straddled = KnowledgeBase(kb.settings, db, index=ReplaceDuringFirstSearch(), embedder=await kb.embedder())
+    found = str(await straddled.search(a, "how long do refunds take", limit=10))
+    assert "ANSWERBETA" in found and "ANSWERALPHA" not in found
+    assert ReplaceDuringFirstSearch.calls == 2  # it asked the engine again

@@ -2,8 +2,9 @@
 
 Write order per document: new vectors first (Postgres does not know their ids yet, so search
 ignores them), then one Postgres transaction replaces the document's chunks, then the stale
-vectors go. A search checks every hit against Postgres, so it sees one version, never two or
-none. Re-ingesting an unchanged document (same content hash) is a no-op."""
+vectors go. A search checks every hit against Postgres (never two versions) and asks the engine
+again when a document's hits all vanished between the engine query and that check (never none).
+Re-ingesting an unchanged document (same content hash) is a no-op."""
 
 from __future__ import annotations
 

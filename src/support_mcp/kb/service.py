@@ -1,8 +1,8 @@
 """The knowledge base: ingest, delete, list, search and reindex, per tenant.
 
-Postgres is the source of truth. Writes go vectors-first, Postgres-second, stale-vectors-last,
-and every search result is checked against Postgres, so a search sees exactly one committed
-version of a document: never both versions, never neither."""
+Postgres is the source of truth. Writes go vectors-first, Postgres-second, stale-vectors-last;
+every search result is checked against Postgres, and a search whose engine answer predates a
+replacement asks again, so it sees exactly one committed version: never both, never neither."""
 
 from __future__ import annotations
 
@@ -183,19 +183,17 @@ class KnowledgeBase:
 
     async def _search_space(self, slug: str, namespace: str, dense: Any, sparse: SparseVec, limit: int,
                             mode: str) -> list[SearchHit]:
-        s = self.settings
-        try:
-            hits: list[Hit] = await (await self.index()).search(
-                namespace, dense=dense, sparse=sparse, mode=mode, limit=limit * 3,  # type: ignore[arg-type]
-                prefetch=max(s.kb_prefetch, limit * 3), fusion=s.kb_fusion, rrf_k=s.kb_rrf_k)
-        except Exception as exc:  # noqa: BLE001 - any engine failure: say so, keep the server up
-            log.warning("kb_search_failed", error=exc.__class__.__name__, detail=str(exc)[:200])
-            raise UpstreamUnavailable(f"the knowledge-base search engine is unavailable ({exc.__class__.__name__}); "
-                                      "ticket tools still work") from None
-        if not hits:
-            return []
-        async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
-            rows = {str(r["id"]): r async for r in queries.hydrate_chunks(sc.conn, ids=[h.id for h in hits])}
+        for attempt in range(3):
+            hits = await self._engine_search(namespace, dense, sparse, limit, mode)
+            if not hits:
+                return []
+            async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
+                rows = {str(r["id"]): r async for r in queries.hydrate_chunks(sc.conn, ids=[h.id for h in hits])}
+            # A document whose hits all vanished was replaced between the engine query and this
+            # read (its new vectors went in before the commit, so asking again finds them).
+            found = {str(r["document_id"]) for r in rows.values()}
+            if not {h.document_id for h in hits if h.id not in rows} - found or attempt == 2:
+                break
         out = []
         for h in hits:  # keep the engine's order; drop what Postgres no longer (or not yet) has
             r = rows.get(h.id)
@@ -206,6 +204,18 @@ class KnowledgeBase:
             if len(out) == limit:
                 break
         return out
+
+    async def _engine_search(self, namespace: str, dense: Any, sparse: SparseVec, limit: int,
+                             mode: str) -> list[Hit]:
+        s = self.settings
+        try:
+            return await (await self.index()).search(
+                namespace, dense=dense, sparse=sparse, mode=mode, limit=limit * 3,  # type: ignore[arg-type]
+                prefetch=max(s.kb_prefetch, limit * 3), fusion=s.kb_fusion, rrf_k=s.kb_rrf_k)
+        except Exception as exc:  # noqa: BLE001 - any engine failure: say so, keep the server up
+            log.warning("kb_search_failed", error=exc.__class__.__name__, detail=str(exc)[:200])
+            raise UpstreamUnavailable(f"the knowledge-base search engine is unavailable ({exc.__class__.__name__}); "
+                                      "ticket tools still work") from None
 
 
 def _snippet(text: str, size: int = 400) -> str:
