@@ -36,3 +36,7 @@ def test_wheel_contains_sql_tools_and_resources(tmp_path: Path) -> None:
     assert expected, "nothing to ship?"
     missing = {e for e in expected if f"support_mcp/{e}" not in names}
     assert not missing, f"not in the wheel: {sorted(missing)}"
+    # the offline model's tokenizer and the BM25 stopwords ship too (nothing is fetched at run time)
+    assert {"support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer.json",
+            "support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer_config.json",
+            "support_mcp/kb/model_files/bm25/english.txt"} <= names
