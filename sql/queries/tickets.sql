@@ -6,18 +6,12 @@ VALUES (:customer_id, :subject, :description, :priority, :tags)
 RETURNING id, number, customer_id, subject, description, status, priority, assignee, tags,
           created_at, updated_at;
 
--- name: get-ticket-by-id(id)^
+-- name: lock-ticket(id, number)^
+-- A ticket by id or by number, row-locked for the rest of the transaction (writes).
 SELECT id, number, customer_id, subject, description, status, priority, assignee, tags,
        created_at, updated_at
-FROM tickets WHERE id = :id;
-
--- name: get-ticket-by-number(number)^
-SELECT id, number, customer_id, subject, description, status, priority, assignee, tags,
-       created_at, updated_at
-FROM tickets WHERE number = :number;
-
--- name: lock-ticket(id)^
-SELECT id, number, status FROM tickets WHERE id = :id FOR UPDATE;
+FROM tickets WHERE id = CAST(:id AS uuid) OR number = CAST(:number AS bigint)
+FOR UPDATE;
 
 -- name: list-tickets(status, priority, customer_id, tag, assignee, text_pattern, after_created, after_id, limit)
 SELECT id, number, customer_id, subject, status, priority, assignee, tags, created_at, updated_at

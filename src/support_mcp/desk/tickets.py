@@ -22,9 +22,10 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-async def _row(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
+async def _locked(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
+    """The ticket named by `ref`, row-locked until the transaction ends (every write path)."""
     uid, number = ticket_ref(ref)
-    row = await (queries.get_ticket_by_id(conn, id=uid) if uid else queries.get_ticket_by_number(conn, number=number))
+    row = await queries.lock_ticket(conn, id=uid, number=number)
     if row is None:
         raise NotFound(f"ticket {ref.strip()[:50]} not found")
     return row
@@ -88,9 +89,7 @@ async def update(conn: asyncpg.Connection, ref: str, *, status: str | None = Non
                  remove_tags: list[str] | None = None) -> TicketUpdate:
     if status is None and priority is None and assignee is None and not add_tags and not remove_tags:
         raise InvalidInput("nothing to update: give status, priority, assignee, add_tags or remove_tags")
-    current = await _row(conn, ref)
-    await queries.lock_ticket(conn, id=current["id"])
-    current = await _row(conn, str(current["id"]))  # re-read under the row lock
+    current = await _locked(conn, ref)
     if status is not None and status != current["status"] and status not in TRANSITIONS[current["status"]]:
         allowed = ", ".join(sorted(TRANSITIONS[current["status"]])) or "none (closed is final)"
         raise InvalidInput(
@@ -110,8 +109,7 @@ async def update(conn: asyncpg.Connection, ref: str, *, status: str | None = Non
 
 async def add_message(conn: asyncpg.Connection, ref: str, *, content: str, author_role: str,
                       internal: bool) -> MessageAdded:
-    row = await _row(conn, ref)
-    await queries.lock_ticket(conn, id=row["id"])
+    row = await _locked(conn, ref)
     status = row["status"]
     if status == "closed":
         raise InvalidInput(f"ticket #{row['number']} is closed; open a new ticket for a follow-up")
@@ -139,7 +137,7 @@ def confirms(confirm: str, row: asyncpg.Record) -> bool:
 async def delete(conn: asyncpg.Connection, ref: str, *, confirm: str | None, approved: bool,
                  dry_run: bool) -> DeletePreview:
     """Delete a ticket and its thread, only when confirmed (argument or elicitation)."""
-    row = await _row(conn, ref)
+    row = await _locked(conn, ref)
     preview = dict(ticket_id=row["id"], ticket_number=row["number"], subject=row["subject"],
                    messages=await queries.count_messages(conn, ticket_id=row["id"]))
     if dry_run:
