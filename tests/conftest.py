@@ -31,14 +31,28 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+STRIPE_TEST_KEY = "sk_test_support_mcp_platform"
+STRIPE_SETTINGS = dict(stripe_api_key=STRIPE_TEST_KEY, stripe_timeout_seconds=3.0, stripe_max_network_retries=2)
+
+
 @pytest.fixture(scope="session")
-async def settings() -> AsyncIterator[Settings]:
+def stripe_double():
+    """The local Stripe API double (the only fake in the suite), shared by the session."""
+    from support_mcp.testing.stripe_double import StripeDouble
+
+    with StripeDouble() as sd:
+        yield sd
+
+
+@pytest.fixture(scope="session")
+async def settings(stripe_double) -> AsyncIterator[Settings]:
     # Not under pytest's basetemp: pytest resets pytest-of-<user> to mode 0700, which would lock
     # the embedded server's OS user (pgserver runs postgres as 'pgserver' when we are root) out.
     data_dir = Path(tempfile.mkdtemp(prefix="support-mcp-test-"))
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
-        yield Settings(data_dir=data_dir, _env_file=None, database_url=None)
+        yield Settings(data_dir=data_dir, _env_file=None, database_url=None, stripe_api_base=stripe_double.base_url,
+                       **STRIPE_SETTINGS)
         stop_embedded(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
         return
@@ -48,7 +62,8 @@ async def settings() -> AsyncIterator[Settings]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield Settings(data_dir=data_dir, _env_file=None, database_url=_with_database(server_url, name))
+    yield Settings(data_dir=data_dir, _env_file=None, database_url=_with_database(server_url, name),
+                   stripe_api_base=stripe_double.base_url, **STRIPE_SETTINGS)
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -95,6 +110,20 @@ def make_tenant(db: Database, unique_slug: Callable[[str], str]) -> Callable[...
         slug = unique_slug(prefix)
         await tenancy.create_tenant(db, slug, kwargs.pop("name", slug.title()), **kwargs)  # type: ignore[arg-type]
         return slug
+
+    return make
+
+
+@pytest.fixture
+def stripe_tenant(make_tenant, stripe_double):
+    """`slug, acct, secret = await stripe_tenant()`: a tenant connected to a fresh account of the double."""
+    from types import SimpleNamespace
+
+    async def make(prefix: str = "pay", **kwargs: object) -> SimpleNamespace:
+        acct = stripe_double.add_account()
+        secret = "whsec_" + secrets.token_hex(16)
+        slug = await make_tenant(prefix, stripe_account_id=acct.id, stripe_webhook_secret=secret, **kwargs)
+        return SimpleNamespace(slug=slug, acct=acct, account_id=acct.id, secret=secret)
 
     return make
 

@@ -1,8 +1,8 @@
 """MCP tool modules, one per domain. Each exposes `register(server)`."""
 
-from . import admin, customers, knowledge, system, tickets
+from . import admin, customers, knowledge, payments, system, tickets
 
-MODULES = (system, customers, tickets, admin, knowledge)
+MODULES = (system, customers, tickets, admin, knowledge, payments)
 
 
 def register_all(server) -> None:  # noqa: ANN001 - MCPServer

@@ -24,7 +24,8 @@ class StatusResult(BaseModel):
     accessible_tenants: list[str] | None = Field(
         description="Tenant slugs this client may use; null means every tenant."
     )
-    backends: dict[str, str] = Field(description="Each backend: ok, unavailable, or not configured.")
+    backends: dict[str, str] = Field(description="Each backend: postgres ok/unavailable; qdrant embedded/server; stripe configured/not configured "
+                                     "(its calls report their own errors).")
 
 
 class CalculatorResult(BaseModel):
@@ -47,7 +48,8 @@ def register(server: MCPServer) -> None:
             tenants_total=db.tenants,
             accessible_tenants=None if principal.tenants is None else sorted(principal.tenants),
             backends={"postgres": "ok" if db.reachable else "unavailable",
-                      "qdrant": "not configured", "stripe": "not configured"},
+                      "qdrant": "server" if app.settings.qdrant_url else "embedded",
+                      "stripe": "configured" if app.stripe.configured else "not configured"},
         )
 
     @tool(server, "global", title="Calculator")

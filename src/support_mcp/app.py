@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -21,6 +21,7 @@ from .audit import AuditWriter
 from .db import Database
 from .errors import NotPermitted, RateLimited
 from .kb.service import KnowledgeBase
+from .payments.gateway import StripeGateway
 from .keys import KeyVerifier
 from .settings import Settings
 
@@ -39,6 +40,8 @@ class App:
     started_at: float = field(default_factory=time.monotonic)
     verifier: KeyVerifier = field(init=False)
     audit: AuditWriter = field(init=False)
+    stripe: StripeGateway = field(init=False)
+    webhooks: Any = None  # payments.webhooks.WebhookReceiver, set by build_server
     kb: KnowledgeBase | None = None  # built from settings unless given (tests share one)
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -48,6 +51,7 @@ class App:
         self._owns_kb = self.kb is None
         if self.kb is None:
             self.kb = KnowledgeBase(self.settings, self.db)
+        self.stripe = StripeGateway(self.settings, self.db)
         self.audit = AuditWriter(self.db, interval=self.settings.audit_flush_seconds)
         self.audit.on_flush.append(self.verifier.flush_used)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -93,6 +97,7 @@ class App:
                 self._users -= 1
                 if self._users == 0:
                     await self.audit.stop()
+                    await self.stripe.close()
                     if self._owns_kb and self.kb is not None:
                         await self.kb.close()
                     if self.owns_db:

@@ -37,6 +37,12 @@ class UpstreamUnavailable(SupportError):
     kind = "upstream_unavailable"
 
 
+class NotConnected(SupportError):
+    """The tenant has no Stripe connected account (or the server no platform key)."""
+
+    kind = "not_connected"
+
+
 class MigrationFailed(SupportError):
     kind = "migration_failed"
 

@@ -6,7 +6,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from . import __version__
 from .access import Principal
@@ -15,6 +15,7 @@ from .db import Database
 from .errors import NotPermitted
 from .guard import Guard
 from .kb.service import KnowledgeBase
+from .payments.webhooks import WebhookReceiver
 from .keys import KeyVerifier
 from .resources import register_all as register_resources
 from .settings import Settings
@@ -70,5 +71,11 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
         body = {"status": "ok" if status.reachable else "degraded", "version": __version__,
                 "database": status.model_dump(exclude={"error", "tenants"})}
         return JSONResponse(body, status_code=200 if status.reachable else 503)
+
+    app.webhooks = receiver = WebhookReceiver(settings, app.db, app.stripe)
+
+    @server.custom_route("/webhooks/stripe/{slug}", methods=["POST"], include_in_schema=False)
+    async def stripe_webhook(request: Request) -> Response:
+        return await receiver(request)
 
     return server

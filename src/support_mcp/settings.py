@@ -96,6 +96,34 @@ class Settings(BaseSettings):
         default=300, ge=1, description="The embedded engine's worker process exits after this long unused."
     )
 
+    # --- Stripe Connect ----------------------------------------------------------------
+    stripe_api_key: SecretStr | None = Field(
+        default=None, description="The platform's secret key (sk_... or a restricted rk_... key). Unset: the "
+        "payment tools answer 'Stripe is not configured'.",
+    )
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com", pattern=r"^https?://[^\s]+$",
+        description="Stripe API base URL (a regional proxy, or the local test double).",
+    )
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0, le=120, description="Per Stripe request.")
+    stripe_max_network_retries: int = Field(
+        default=2, ge=0, le=5, description="The SDK retries network errors and 5xx/409 answers this often (same "
+        "idempotency key).",
+    )
+    stripe_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a tenant's connected account and webhook secret are cached.",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, le=3600, description="Webhook signatures older than this are refused (replay guard).",
+    )
+    stripe_webhook_max_bytes: int = Field(
+        default=1_048_576, ge=1024, le=16_777_216, description="Larger webhook bodies are refused with 413.",
+    )
+    stripe_webhook_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="Processing attempts per stored event before retries stop "
+        "(`support-mcp stripe retry` still reprocesses it).",
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

@@ -26,6 +26,7 @@ from .db import Scope
 from .errors import SupportError
 from .guard import TOOL_POLICY, current_principal, note_call
 from .logging import bind_context, get_logger, unbind_context
+from .payments.gateway import TenantStripe
 
 log = get_logger("support_mcp.tools")
 
@@ -78,8 +79,17 @@ def authorize(ctx: Context, tenant: str) -> None:
     _authorized.set(tenant)
 
 
+async def stripe_for(ctx: Context, tenant: str) -> TenantStripe:
+    """Authorize the caller for `tenant`, then the tenant's Stripe connected account (the Stripe
+    scoping point: every call made through it carries that account)."""
+    authorize(ctx, tenant)
+    stripe = await app_of(ctx).stripe.for_tenant(tenant)
+    note_call(tenant_id=stripe.account.tenant_id)
+    return stripe
+
+
 def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str | None = None,
-         idempotent: bool | None = None) -> Callable[[F], F]:
+         idempotent: bool | None = None, open_world: bool = False) -> Callable[[F], F]:
     """Register `fn` as an MCP tool of the given kind (see module doc)."""
     needed = scope or _DEFAULT_SCOPE[kind]
 
@@ -118,6 +128,8 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
         ann = _ANNOTATIONS[kind]
         if idempotent is not None:
             ann = ann.model_copy(update={"idempotent_hint": idempotent})
+        if open_world:  # talks to an outside system (Stripe)
+            ann = ann.model_copy(update={"open_world_hint": True})
         server.tool(name=name, title=title, annotations=ann)(wrapper)
         TOOL_KINDS[name] = kind
         TOOL_POLICY[name] = (kind, needed)

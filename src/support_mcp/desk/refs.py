@@ -68,3 +68,11 @@ def decode_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
         return datetime.fromisoformat(data["c"]), UUID(data["i"])
     except (ValueError, KeyError, TypeError):
         raise InvalidInput("cursor is not valid: pass the next_cursor value from the previous page") from None
+
+
+# Stripe payment ids a ticket's text may mention (linked so refund webhooks find the ticket).
+_PAYMENT_REF_RE = re.compile(r"\b((?:ch|py|pi|dp|du|re)_[A-Za-z0-9]{8,64})\b")
+
+
+def payment_refs(*texts: str | None) -> list[str]:
+    return sorted({m for t in texts if t for m in _PAYMENT_REF_RE.findall(t)})[:50]

@@ -11,7 +11,7 @@ from ..errors import ConfirmationRequired, InvalidInput, NotFound
 from . import customers
 from .models import (Customer, DeletePreview, Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary,
                      TicketUpdate)
-from .refs import decode_cursor, encode_cursor, like_pattern, normalize_tags, ticket_ref
+from .refs import decode_cursor, encode_cursor, like_pattern, normalize_tags, payment_refs, ticket_ref
 
 # Allowed status moves. `closed` is final: a follow-up is a new ticket.
 TRANSITIONS: dict[str, set[str]] = {
@@ -42,6 +42,8 @@ async def create(conn: asyncpg.Connection, *, subject: str, description: str, cu
         cust = await customers.get_or_create_by_email(conn, customer_email or "", customer_name)
     row = await queries.insert_ticket(conn, customer_id=cust.id, subject=subject.strip(),
                                       description=description, priority=priority, tags=normalize_tags(tags))
+    if refs := payment_refs(subject, description):
+        await queries.link_refs(conn, ticket_id=row["id"], refs=refs)
     return Ticket(**dict(row))
 
 
@@ -119,6 +121,8 @@ async def add_message(conn: asyncpg.Connection, ref: str, *, content: str, autho
         raise InvalidInput("customers cannot write internal notes")
     msg = await queries.insert_message(conn, ticket_id=row["id"], author_role=author_role, internal=internal,
                                        content=content)
+    if refs := payment_refs(content):
+        await queries.link_refs(conn, ticket_id=row["id"], refs=refs)
     if author_role == "customer" and status in ("pending", "solved"):
         status = "open"  # a customer reply reopens the ticket
         await queries.set_ticket_status(conn, id=row["id"], status=status)

@@ -1,0 +1,1 @@
+"""Stripe Connect: one wrapper (gateway), payment lookups and refunds (service), webhooks."""

@@ -1,0 +1,202 @@
+"""POST /webhooks/stripe/{slug}: Stripe events of a tenant's connected account.
+
+Order of checks: body size, then the signature with *that tenant's* secret (unknown tenants,
+tenants without a secret and bad signatures all answer the same 400, so the endpoint does not
+reveal which tenants exist), then the JSON shape, then `event.account` against the tenant's
+connected account. The event is stored (unique id: a replay stores nothing new) before it
+is processed; processing runs in its own transaction, and a failure leaves the event
+unprocessed and answers 500 so Stripe delivers it again (and the next delivery for the
+tenant, or `support-mcp stripe retry`, retries it too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import stripe
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..db import Database, queries
+from ..errors import InvalidInput, NotConnected, NotFound, SupportError, TenantUnavailable
+from ..logging import get_logger
+from . import events
+from .gateway import StripeGateway, TenantAccount, TenantStripe
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+log = get_logger(__name__)
+
+EVENT_ID_RE = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
+_DUMMY_SECRET = "whsec_" + "0" * 32  # verify anyway for unknown tenants: same work, same answer
+_SWEEP_BATCH = 20
+
+
+def _answer(status: int, **body: Any) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _event(body: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body is not JSON") from None
+    if not isinstance(event, dict) or event.get("object") != "event":
+        raise InvalidInput("the body is not a Stripe event")
+    data = event.get("data")
+    if (not isinstance(event.get("id"), str) or not EVENT_ID_RE.match(event["id"])
+            or not isinstance(event.get("type"), str) or not 0 < len(event["type"]) <= 200
+            or not isinstance(event.get("created"), int) or not isinstance(data, dict)
+            or not isinstance(data.get("object"), dict) or not isinstance(data["object"].get("id"), str)):
+        raise InvalidInput("the body is not a Stripe event (id, type, created and data.object are required)")
+    return event
+
+
+class WebhookReceiver:
+    def __init__(self, settings: Settings, db: Database, gateway: StripeGateway) -> None:
+        self.settings, self.db, self.gateway = settings, db, gateway
+        self._pending: set[str] = set()  # tenants with an event whose processing failed
+        self._sweeping: set[str] = set()
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        slug = request.path_params.get("slug", "")
+        try:
+            body = await _read_body(request, self.settings.stripe_webhook_max_bytes)
+        except TooLarge:
+            return _answer(413, error=f"body larger than {self.settings.stripe_webhook_max_bytes} bytes")
+        try:
+            acct = await self.gateway.registry(slug)
+        except InvalidInput:
+            acct = None
+        secret = acct.webhook_secret if acct is not None and acct.webhook_secret else None
+        try:
+            stripe.WebhookSignature.verify_header(body, request.headers.get("stripe-signature"),
+                                                  secret or _DUMMY_SECRET,
+                                                  self.settings.stripe_webhook_tolerance_seconds)
+            if secret is None:
+                raise stripe.SignatureVerificationError("no secret", None)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+            log.warning("webhook_refused", tenant=slug[:40], why=str(exc)[:120] if secret else "unknown tenant or no secret")
+            return _answer(400, error="signature verification failed")
+        assert acct is not None
+        try:
+            event = _event(body)
+        except InvalidInput as exc:
+            return _answer(400, error=str(exc))
+        if acct.account_id is None or event.get("account") != acct.account_id:
+            log.warning("webhook_wrong_account", tenant=slug, event=event["id"])
+            return _answer(400, error="the event is not from this tenant's connected Stripe account")
+        if acct.status != "active":
+            return _answer(503, error="tenant is suspended; deliver again later")
+        try:
+            stored = await self._store(acct, event)
+        except SupportError as exc:
+            log.warning("webhook_store_failed", tenant=slug, event=event["id"], error=str(exc))
+            return _answer(503, error="could not store the event; deliver again later")
+        if stored["processed_at"] is not None:
+            return _answer(200, received=True, duplicate=True, outcome=stored["outcome"])
+        try:
+            outcome = await self.process(acct, event)
+        except Exception as exc:  # noqa: BLE001 - stored; marked unprocessed and retried
+            await self._failed(acct.slug, event["id"], exc)
+            return _answer(500, error="stored, but processing failed; it will be retried")
+        task = BackgroundTask(self.sweep, acct) if slug in self._pending and slug not in self._sweeping else None
+        return JSONResponse({"received": True, "duplicate": not stored["inserted"], "outcome": outcome},
+                            background=task)
+
+    async def _store(self, acct: TenantAccount, event: dict[str, Any]) -> Any:
+        async with self.db.tenant_scope(acct.slug) as s:
+            return await queries.store_event(s.conn, id=event["id"], type=event["type"], account=event["account"],
+                                             created=event["created"], payload=event)
+
+    async def process(self, acct: TenantAccount, event: dict[str, Any]) -> str:
+        payer = None
+        if event["type"] in (events.DISPUTE_CREATED, events.PAYMENT_FAILED):
+            stripe_ = TenantStripe(self.gateway.client(), acct, self.settings.stripe_timeout_seconds)
+            payer = await events.prepare(stripe_, event)
+        async with self.db.tenant_scope(acct.slug) as s:
+            if await queries.claim_event(s.conn, id=event["id"]) is None:
+                return "already processed"
+            outcome = await events.apply(s.conn, event, payer)
+            await queries.mark_processed(s.conn, id=event["id"], outcome=outcome)
+        log.info("webhook_processed", tenant=acct.slug, event=event["id"], type=event["type"], outcome=outcome)
+        return outcome
+
+    async def _failed(self, slug: str, event_id: str, exc: BaseException) -> None:
+        why = str(exc) if isinstance(exc, SupportError) else f"{type(exc).__name__} (see the server log)"
+        log.error("webhook_processing_failed", tenant=slug, event=event_id, error=why,
+                  exc_info=not isinstance(exc, SupportError))
+        self._pending.add(slug)
+        try:
+            async with self.db.tenant_scope(slug) as s:
+                await queries.mark_failed(s.conn, id=event_id, error=why)
+        except SupportError as exc2:
+            log.error("webhook_mark_failed_failed", tenant=slug, event=event_id, error=str(exc2))
+
+    async def sweep(self, acct: TenantAccount, *, max_attempts: int | None = None) -> tuple[int, int]:
+        """Retry a tenant's unprocessed events (oldest first). Returns (processed, failed)."""
+        self._sweeping.add(acct.slug)
+        done = failed = 0
+        try:
+            limit = max_attempts if max_attempts is not None else self.settings.stripe_webhook_max_attempts
+            async with self.db.tenant_scope(acct.slug) as s:
+                ids = [r["id"] async for r in queries.unprocessed_events(s.conn, max_attempts=limit, limit=_SWEEP_BATCH)]
+            for event_id in ids:
+                async with self.db.tenant_scope(acct.slug) as s:
+                    payload = await queries.event_payload(s.conn, id=event_id)
+                try:
+                    await self.process(acct, payload)
+                    done += 1
+                except Exception as exc:  # noqa: BLE001
+                    failed += 1
+                    await self._failed(acct.slug, event_id, exc)
+            if failed == 0 and len(ids) < _SWEEP_BATCH:
+                self._pending.discard(acct.slug)
+        finally:
+            self._sweeping.discard(acct.slug)
+        return done, failed
+
+
+async def retry_all(settings: Settings, db: Database, slugs: list[str], *, max_attempts: int) -> dict[str, tuple[int, int]]:
+    """`support-mcp stripe retry`: sweep the given tenants' unprocessed events."""
+    gateway = StripeGateway(settings, db)
+    receiver = WebhookReceiver(settings, db, gateway)
+    out: dict[str, tuple[int, int]] = {}
+    try:
+        for slug in slugs:
+            try:
+                acct = await gateway.account(slug)
+            except (NotFound, TenantUnavailable, NotConnected):
+                continue
+            while True:
+                done, failed = await receiver.sweep(acct, max_attempts=max_attempts)
+                prev = out.get(slug, (0, 0))
+                out[slug] = (prev[0] + done, prev[1] + failed)
+                if failed or done < _SWEEP_BATCH:
+                    break
+            await asyncio.sleep(0)
+    finally:
+        await gateway.close()
+    return out
