@@ -26,6 +26,10 @@ ARGS = {
     "ingest_document": {"title": "T", "text": "text"},
     "list_documents": {},
     "delete_document": {"document_id": "00000000-0000-0000-0000-000000000000", "dry_run": True},
+    "lookup_charge": {"id": "ch_12345678"},
+    "list_charges": {"customer": "cus_12345678"},
+    "list_disputes": {},
+    "create_refund": {"charge": "ch_12345678", "reason": "duplicate", "dry_run": True},
 }
 FORBIDDEN_NAMES = {"schema", "schema_name", "search_path", "role", "role_name", "db_role", "stripe_account",
                    "stripe_account_id", "account", "account_id", "database", "dsn", "sql", "query_sql"}

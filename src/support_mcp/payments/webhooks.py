@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import stripe
@@ -58,6 +59,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _signed_at(header: str) -> int:
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return 0
+
+
 def _event(body: bytes) -> dict[str, Any]:
     try:
         event = json.loads(body)
@@ -90,13 +99,16 @@ class WebhookReceiver:
             acct = await self.gateway.registry(slug)
         except InvalidInput:
             acct = None
+        tolerance = self.settings.stripe_webhook_tolerance_seconds
         secret = acct.webhook_secret if acct is not None and acct.webhook_secret else None
         try:
             stripe.WebhookSignature.verify_header(body, request.headers.get("stripe-signature"),
                                                   secret or _DUMMY_SECRET,
-                                                  self.settings.stripe_webhook_tolerance_seconds)
+                                                  tolerance)
             if secret is None:
                 raise stripe.SignatureVerificationError("no secret", None)
+            if _signed_at(request.headers.get("stripe-signature", "")) > time.time() + tolerance:
+                raise stripe.SignatureVerificationError("timestamp in the future", None)  # the SDK checks the past only
         except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
             log.warning("webhook_refused", tenant=slug[:40], why=str(exc)[:120] if secret else "unknown tenant or no secret")
             return _answer(400, error="signature verification failed")
@@ -106,14 +118,14 @@ class WebhookReceiver:
         except InvalidInput as exc:
             return _answer(400, error=str(exc))
         if acct.account_id is None or event.get("account") != acct.account_id:
-            log.warning("webhook_wrong_account", tenant=slug, event=event["id"])
+            log.warning("webhook_wrong_account", tenant=slug, event_id=event["id"])
             return _answer(400, error="the event is not from this tenant's connected Stripe account")
         if acct.status != "active":
             return _answer(503, error="tenant is suspended; deliver again later")
         try:
             stored = await self._store(acct, event)
         except SupportError as exc:
-            log.warning("webhook_store_failed", tenant=slug, event=event["id"], error=str(exc))
+            log.warning("webhook_store_failed", tenant=slug, event_id=event["id"], error=str(exc))
             return _answer(503, error="could not store the event; deliver again later")
         if stored["processed_at"] is not None:
             return _answer(200, received=True, duplicate=True, outcome=stored["outcome"])
@@ -141,19 +153,19 @@ class WebhookReceiver:
                 return "already processed"
             outcome = await events.apply(s.conn, event, payer)
             await queries.mark_processed(s.conn, id=event["id"], outcome=outcome)
-        log.info("webhook_processed", tenant=acct.slug, event=event["id"], type=event["type"], outcome=outcome)
+        log.info("webhook_processed", tenant=acct.slug, event_id=event["id"], type=event["type"], outcome=outcome)
         return outcome
 
     async def _failed(self, slug: str, event_id: str, exc: BaseException) -> None:
         why = str(exc) if isinstance(exc, SupportError) else f"{type(exc).__name__} (see the server log)"
-        log.error("webhook_processing_failed", tenant=slug, event=event_id, error=why,
+        log.error("webhook_processing_failed", tenant=slug, event_id=event_id, error=why,
                   exc_info=not isinstance(exc, SupportError))
         self._pending.add(slug)
         try:
             async with self.db.tenant_scope(slug) as s:
                 await queries.mark_failed(s.conn, id=event_id, error=why)
         except SupportError as exc2:
-            log.error("webhook_mark_failed_failed", tenant=slug, event=event_id, error=str(exc2))
+            log.error("webhook_mark_failed_failed", tenant=slug, event_id=event_id, error=str(exc2))
 
     async def sweep(self, acct: TenantAccount, *, max_attempts: int | None = None) -> tuple[int, int]:
         """Retry a tenant's unprocessed events (oldest first). Returns (processed, failed)."""
