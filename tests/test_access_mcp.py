@@ -15,7 +15,7 @@ from test_registry import ARGS  # every data tool with minimal valid arguments
 
 async def test_key_for_one_tenant_cannot_touch_another(connect_key, make_tenant, make_key) -> None:
     acme, globex = await make_tenant("acme"), await make_tenant("globex")
-    key = await make_key(tenants=[acme], scopes=["read", "write", "admin"])
+    key = await make_key(tenants=[acme], scopes=["read", "write", "admin", "refund"])
     async with connect_key(await make_key(tenants=[globex], scopes=["read", "write"])) as g:
         gt = await g.ok("create_ticket", tenant=globex, subject="globex only", description="g",
                         customer_email="boss@globex.test")

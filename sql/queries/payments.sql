@@ -78,3 +78,12 @@ WHERE r.ref = ANY(CAST(:refs AS text[]));
 
 -- name: event-payload(id)$
 SELECT payload FROM stripe_events WHERE id = :id;
+
+-- name: set-tenant-stripe(slug, account, secret)^
+UPDATE public.tenants
+SET stripe_account_id = :account, stripe_webhook_secret = :secret, updated_at = now()
+WHERE slug = :slug
+RETURNING slug, stripe_account_id;
+
+-- name: list-connected-slugs()
+SELECT slug FROM public.tenants WHERE stripe_account_id IS NOT NULL AND status = 'active' ORDER BY slug;

@@ -47,7 +47,7 @@ async def test_a_tenant_without_stripe_is_told_so(connect, make_tenant, stripe_d
     async with connect([slug]) as c:
         text = await c.err("lookup_charge", tenant=slug, id="ch_123456789")
     assert text.endswith(f"Stripe is not connected for tenant '{slug}': an operator must set its connected account " \
-                   "(support-mcp tenants stripe)")
+                   "(support-mcp stripe connect)")
     assert stripe_double.requests == []  # never a platform-account call
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import db_commands, demo, docs, evaluate, keys, reports, serve, tenants
+from . import db_commands, demo, docs, evaluate, keys, reports, serve, stripe, tenants
 
 app = typer.Typer(
     name="support-mcp",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(keys.app, name="keys")
+app.add_typer(stripe.app, name="stripe")
 app.add_typer(docs.app, name="docs")
 app.add_typer(evaluate.app, name="eval")
 reports.register(app)

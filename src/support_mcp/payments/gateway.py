@@ -108,7 +108,7 @@ class StripeGateway:
         acct = await self.account(slug)
         if acct.account_id is None:
             raise NotConnected(f"Stripe is not connected for tenant '{slug}': an operator must set its "
-                               "connected account (support-mcp tenants stripe)")
+                               "connected account (support-mcp stripe connect)")
         return TenantStripe(self.client(), acct, self.settings.stripe_timeout_seconds)
 
 

@@ -1,0 +1,88 @@
+"""`support-mcp stripe ...`: connect a tenant to its Stripe account, retry stored webhook events."""
+
+from __future__ import annotations
+
+import sys
+
+import asyncpg
+import typer
+
+from ..db import Database, queries, validate_slug
+from ..errors import Conflict, InvalidInput, NotFound
+from ..payments.webhooks import retry_all
+from .common import fail, run_with_db, settings
+
+app = typer.Typer(help="Stripe Connect: tenant accounts and webhook events.", no_args_is_help=True)
+
+
+@app.command("connect")
+def connect(
+    slug: str = typer.Argument(..., help="The tenant."),
+    account: str = typer.Option(..., "--account", help="The tenant's connected account id acct_..."),
+    webhook_secret: str | None = typer.Option(
+        None, "--webhook-secret", help="The signing secret (whsec_...) of the tenant's webhook endpoint; '-' reads "
+        "it from stdin (keeps it out of the process list and shell history)."),
+) -> None:
+    """Connect (or re-connect) a tenant to its Stripe connected account."""
+    if webhook_secret == "-":
+        webhook_secret = sys.stdin.readline().strip()
+    if not account.startswith("acct_"):
+        raise fail("the account id must look like acct_...")
+    if webhook_secret is not None and not webhook_secret.startswith("whsec_"):
+        raise fail("the webhook secret must look like whsec_...")
+
+    async def go(db: Database) -> None:
+        async with db.global_scope() as conn:
+            try:
+                row = await queries.set_tenant_stripe(conn, slug=validate_slug(slug), account=account,
+                                                      secret=webhook_secret)
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"{account} is already connected to another tenant") from None
+            except asyncpg.CheckViolationError:
+                raise InvalidInput("the account id or webhook secret has an invalid format") from None
+        if row is None:
+            raise NotFound(f"unknown tenant '{slug}'")
+
+    run_with_db(go)
+    typer.echo(f"'{slug}' is connected to {account}" + ("" if webhook_secret else
+               " (no webhook secret: its webhook endpoint refuses every event until one is set)"))
+
+
+@app.command("disconnect")
+def disconnect(slug: str = typer.Argument(..., help="The tenant.")) -> None:
+    """Remove a tenant's connected account and webhook secret (payment tools then refuse)."""
+
+    async def go(db: Database) -> None:
+        async with db.global_scope() as conn:
+            if await queries.set_tenant_stripe(conn, slug=validate_slug(slug), account=None, secret=None) is None:
+                raise NotFound(f"unknown tenant '{slug}'")
+
+    run_with_db(go)
+    typer.echo(f"'{slug}' is no longer connected to Stripe")
+
+
+@app.command("retry")
+def retry(
+    tenant: list[str] = typer.Option(None, "--tenant", help="Only this tenant (repeatable). Default: every tenant."),
+    max_attempts: int = typer.Option(100, "--max-attempts", min=1, help="Skip events that already failed this often."),
+) -> None:
+    """Process stored webhook events whose processing failed (oldest first)."""
+    s = settings()
+
+    async def go(db: Database) -> dict[str, tuple[int, int]]:
+        if tenant:
+            slugs = [validate_slug(t) for t in tenant]
+        else:
+            async with db.connection() as conn:
+                slugs = [r["slug"] async for r in queries.list_connected_slugs(conn)]
+        return await retry_all(s, db, slugs, max_attempts=max_attempts)
+
+    result = run_with_db(go, s)
+    done = sum(d for d, _ in result.values())
+    failed = sum(f for _, f in result.values())
+    for slug, (d, f) in sorted(result.items()):
+        if d or f:
+            typer.echo(f"{slug}: {d} processed, {f} failed")
+    typer.echo(f"{done} event(s) processed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
