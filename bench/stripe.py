@@ -13,7 +13,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 # Run as a script, this file's folder comes first on sys.path and `import stripe` (ours and
 # support_mcp's) would load this file: drop it, and find common/mcp_calls after site-packages.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
+def _unshadow() -> None:
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
+
+
+_unshadow()
 
 import argparse, asyncio, contextlib, json, math, os, random, re, secrets, time  # noqa: E401, E402
 from collections import Counter  # noqa: E402
@@ -24,6 +28,7 @@ import httpx  # noqa: E402
 import mcp  # noqa: E402
 import psutil  # noqa: E402
 import stripe  # noqa: E402
+from starlette.requests import Request  # noqa: E402
 
 from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
@@ -35,15 +40,18 @@ from support_mcp.desk import customers, tickets  # noqa: E402
 from support_mcp.logging import configure_logging  # noqa: E402
 from support_mcp.payments import service  # noqa: E402
 from support_mcp.payments.gateway import StripeGateway  # noqa: E402
+from support_mcp.payments.webhooks import WebhookReceiver  # noqa: E402
 from support_mcp.server import build_server  # noqa: E402
 from support_mcp.testing.stripe_double import make_event, sign_webhook, signed_webhook  # noqa: E402
+
+_unshadow()  # mcp_calls put this folder first again
 
 CONC = 16
 KEY = "sk_test_bench"
 TICKETS, PLAIN = 20, 10  # per tenant: charges a ticket mentions, charges no ticket mentions
 REPLAY, ON_TICKET = 0.10, 0.70  # shares of deliveries: replays, new events on a ticket's charge
 PATHS = ("bare", "wrapper", "tool", "mcp_in_memory", "db_only")
-WEBHOOK_MODES = ("webhook_httpx", "webhook_lean", "raw_asyncpg_insert")
+WEBHOOK_MODES = ("webhook_httpx", "webhook_lean", "receiver_in_process", "raw_asyncpg_insert")
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.I)
 slug = "st{:03d}".format
 now = time.perf_counter
@@ -250,41 +258,63 @@ def verify_rate(items: list[dict[str, Any]], secrets_: list[str]) -> dict[str, f
             "events_per_s": len(items) / wall, "body_bytes_mean": sum(len(d["body"]) for d in items) / len(items)}
 
 
+def asgi_request(d: dict[str, Any]) -> Request:
+    """The delivery as the Starlette request the route would hand the receiver."""
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": d["body"], "more_body": False}
+    headers = [(k.lower().encode(), v.encode()) for k, v in d["headers"].items()]
+    headers.append((b"content-length", str(len(d["body"])).encode()))
+    scope = {"type": "http", "method": "POST", "path": f"/webhooks/stripe/{slug(d['tenant'])}", "query_string": b"",
+             "headers": headers, "path_params": {"slug": slug(d["tenant"])}}
+    return Request(scope, receive)
+
+
 async def webhooks(db: Database, raw: asyncpg.Pool, port: int, server_pid: int, items: list[dict[str, Any]],
                    warm: int, rounds: int) -> dict[str, Any]:
-    """Rounds of: httpx deliveries, lean deliveries, raw INSERTs (order rotated); every delivery
-    is sent once, in list order (replays follow their original); raw reuses the round's bodies."""
+    """Rounds of the WEBHOOK_MODES (order rotated). Every delivery goes out once, in list order
+    (replays follow their original), through one of the first three modes; raw INSERTs reuse
+    bodies. receiver_in_process = WebhookReceiver called in this process (no HTTP)."""
     async with db.connection() as conn:  # a local server's postmaster: parent of our backend
         backend = await conn.fetchval("SELECT pg_backend_pid()")
     postmaster = psutil.Process(backend).parent() if psutil.pid_exists(backend) else None
+    gateway = StripeGateway(db.settings, db)
+    receiver = WebhookReceiver(db.settings, db, gateway)
 
-    async def raw_run(chunk: list[dict[str, Any]]) -> tuple[list[float], float]:
+    async def concurrently(op: Any, chunk: list[dict[str, Any]]) -> tuple[list[float], float]:
         lat: list[float] = []
 
-        async def one(d: dict[str, Any]) -> None:  # autocommit, text -> jsonb like the receiver's insert
+        async def one(d: dict[str, Any]) -> None:
             t0 = now()
-            await raw.execute("INSERT INTO bench_raw.events (payload) VALUES ($1::jsonb)", d["body"].decode())
+            await op(d)
             lat.append(now() - t0)
         t0 = now()
         await bounded_map(one, chunk, CONC)
         return lat, now() - t0
 
+    async def raw_insert(d: dict[str, Any]) -> None:  # autocommit, text -> jsonb as the receiver's insert
+        await raw.execute("INSERT INTO bench_raw.events (payload) VALUES ($1::jsonb)", d["body"].decode())
+
+    async def in_process(d: dict[str, Any]) -> None:
+        resp = await receiver(asgi_request(d))
+        snd.check(d, resp.status_code, bytes(resp.body))
+
+    n_modes = len(WEBHOOK_MODES) - 1  # modes that deliver events
     async with Sender(port) as snd:
         for d in items:
             d["request"] = snd.request(d)
-        await snd.run(items[:warm // 2], lean=False)
-        await snd.run(items[warm // 2:warm], lean=True)
-        await raw_run(items[:warm])
-        timed = items[warm:]
-        chunks = iter([timed[k * len(timed) // (2 * rounds):(k + 1) * len(timed) // (2 * rounds)]
-                       for k in range(2 * rounds)])
+        runners = {"webhook_httpx": lambda c: snd.run(c, lean=False), "webhook_lean": lambda c: snd.run(c, lean=True),
+                   "receiver_in_process": lambda c: concurrently(in_process, c),
+                   "raw_asyncpg_insert": lambda c: concurrently(raw_insert, c)}
+        for k, m in enumerate(WEBHOOK_MODES):  # warm-up
+            await runners[m](items[k * warm // n_modes:(k + 1) * warm // n_modes] if k < n_modes else items[:warm])
+        timed, parts = items[warm:], n_modes * rounds
+        chunks = iter([timed[k * len(timed) // parts:(k + 1) * len(timed) // parts] for k in range(parts)])
+        raw_chunk = timed[:len(timed) // parts]  # as many per round as each delivering mode
         acc = {m: {"lat": [], "wall": 0.0, "cpu": {}, "round_ops_s": [], "round_p99": []} for m in WEBHOOK_MODES}
-        raw_chunk = timed[:len(timed) // (2 * rounds)]  # same count per round as each webhook mode
         for r in range(rounds):
-            for m in WEBHOOK_MODES[r % 3:] + WEBHOOK_MODES[:r % 3]:
-                chunk = raw_chunk if m == "raw_asyncpg_insert" else next(chunks)
+            for m in WEBHOOK_MODES[r % 4:] + WEBHOOK_MODES[:r % 4]:
                 c0 = cpu_snapshot(server_pid, postmaster)
-                lat, wall = await (raw_run(chunk) if m == "raw_asyncpg_insert" else snd.run(chunk, m == "webhook_lean"))
+                lat, wall = await runners[m](raw_chunk if m == "raw_asyncpg_insert" else next(chunks))
                 c1, a = cpu_snapshot(server_pid, postmaster), acc[m]
                 a["lat"] += lat
                 a["wall"] += wall
@@ -295,15 +325,17 @@ async def webhooks(db: Database, raw: asyncpg.Pool, port: int, server_pid: int, 
                 + ", ".join(f"{m} {acc[m]['round_ops_s'][-1]:.0f}" for m in WEBHOOK_MODES))
         out: dict[str, Any] = {"tally": dict(snd.tally), "errors": snd.errors,
                                "server_rss_mb": psutil.Process(server_pid).memory_info().rss / 2**20}
+    await gateway.close()
     for m, a in acc.items():
         ops, cpu = len(a["lat"]), a["cpu"]
         per = {k: 1000 * cpu[k] / max(1, ops) for k in ("client", "server", "postgres", "machine")}
-        per["server+postgres"] = per["server"] + per["postgres"]
+        app = per["client"] if m == "receiver_in_process" else per["server"]
+        per["app+postgres"] = app + per["postgres"]
         out[m] = {**summarize(a["lat"]), "events": ops, "seconds": a["wall"], "events_per_s": ops / a["wall"],
                   "round_ops_s": a["round_ops_s"], "round_p99": a["round_p99"], "cpu_ms_per_event": per,
                   "cpu_pct_machine": 100 * cpu["machine"] / a["wall"],
-                  "capacity_events_s": 2000 / per["server+postgres"] if per["server+postgres"] > 0 else math.nan}
-    for m in WEBHOOK_MODES[:2]:
+                  "capacity_events_s": 2000 / per["app+postgres"] if per["app+postgres"] > 0 else math.nan}
+    for m in WEBHOOK_MODES[:-1]:
         out[f"ratio_{m}_raw"] = ratio(out[m]["events_per_s"], out["raw_asyncpg_insert"]["events_per_s"])
     return out
 
@@ -329,10 +361,10 @@ async def check_stored(db: Database, items: list[dict[str, Any]], tenants: int) 
 # ------------------------------------------------------------------ run, render
 async def run(a: argparse.Namespace) -> dict[str, Any]:
     n, rounds, warm = (200, 2, 20) if a.quick else (a.calls, a.rounds, 200)
-    n_ten, n_ev, w_rounds = (10, 800, 2) if a.quick else (a.tenants, a.events, 6)
+    n_ten, (n_ev, w_rounds) = a.tenants, (800, 2) if a.quick else (a.events, 6)
     w_warm = 4 * CONC
-    cfg = {"quick": a.quick, "calls_per_path": n, "rounds": rounds, "tenants": n_ten, "deliveries": 2 * n_ev + w_warm,
-           "timed_deliveries_per_client": n_ev, "webhook_rounds": w_rounds, "concurrency": CONC, "replay_share": REPLAY,
+    cfg = {"quick": a.quick, "calls_per_path": n, "rounds": rounds, "tenants": n_ten, "deliveries": 3 * n_ev + w_warm,
+           "timed_deliveries_per_mode": n_ev, "webhook_rounds": w_rounds, "concurrency": CONC, "replay_share": REPLAY,
            "on_ticket_share": ON_TICKET, "server": "url" if a.database_url else "embedded"}
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     rng = random.Random(a.seed)
@@ -362,9 +394,9 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                     await c.execute("CREATE SCHEMA bench_raw; CREATE TABLE bench_raw.events "
                                     "(id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
                 raw = await asyncpg.create_pool(db.dsn, min_size=CONC, max_size=CONC)
-                items = deliveries(dbl, secrets_, 2 * n_ev + w_warm, rng)
+                items = deliveries(dbl, secrets_, 3 * n_ev + w_warm, rng)
                 res["verify_json"] = verify_rate(items, secrets_)
-                log(f"   {n_ev} deliveries per client kind (+{w_warm} warm-up) to {n_ten} tenants, {CONC} concurrent, "
+                log(f"   {n_ev} deliveries per mode (+{w_warm} warm-up) to {n_ten} tenants, {CONC} concurrent, "
                     f"{w_rounds} rounds interleaved with raw INSERTs")
                 res["webhooks"] = await webhooks(db, raw, port, http.pid, items, w_warm, w_rounds)
                 res["stored"] = await check_stored(db, items, n_ten)
@@ -427,17 +459,19 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
            "(`service._local_context`, no Stripe call: its p50 - bare is meaningless, compare it with tool - wrapper). "
            "client CPU = CPU time of the bench process per call (the double runs in its own process).",
            f"\n## 2. Webhook ingestion: `charge.refunded` POSTs to the HTTP server subprocess, {c['tenants']} "
-           f"tenants, {CONC} concurrent keep-alive HTTP/1.1 connections, {c['timed_deliveries_per_client']} timed "
-           f"deliveries per client in {c['webhook_rounds']} rounds interleaved with raw INSERTs",
+           f"tenants, {CONC} concurrent keep-alive HTTP/1.1 connections, {c['timed_deliveries_per_mode']} timed "
+           f"deliveries per mode in {c['webhook_rounds']} rounds interleaved with raw INSERTs",
            md_table(["mode", "events", "events/s", "vs raw", "p50 ms", "p99 ms", "max ms", "events/s per round",
                      "p99 ms per round", "CPU ms/event: client", "server", "postgres", "whole machine",
-                     "% machine", "2000/(server+postgres)"], wrows),
+                     "% machine", "2000/(app+postgres)"], wrows),
            "\nwebhook_httpx = httpx.AsyncClient; webhook_lean = pre-built requests written on 16 asyncio "
            "connections (the load generator's CPU competes less with the server for the 2 cores); "
+           "receiver_in_process = `WebhookReceiver` (the route's handler: body, signature, store, process) called "
+           "in this process with a Starlette request, no HTTP (its app CPU is the client column); "
            "raw_asyncpg_insert = one autocommit `INSERT ... VALUES ($1::jsonb)` of a body from this process "
-           f"({CONC} pooled connections), as many per round as each webhook mode. whole machine = all CPU "
-           "on the box (other users' tests included) per event; 2000/(server+postgres) = events/s if the "
-           f"server and PostgreSQL had both cores. Deliveries (incl. {c['deliveries'] - 2 * c['timed_deliveries_per_client']} "
+           f"({CONC} pooled connections), as many per round as each delivering mode. whole machine = all CPU "
+           "on the box (other users' tests included) per event; 2000/(app+postgres) = events/s if the "
+           f"app (server, or this process in-process) and PostgreSQL had both cores. Deliveries (incl. {c['deliveries'] - 3 * c['timed_deliveries_per_mode']} "
            f"warm-up): {t.get('ticket_ok', 0)} on a ticket's charge answered `noted on #n`, {t.get('plain_ok', 0)} "
            f"on other charges `no ticket references`, {t.get('replay_ok', 0)} replays duplicate=true; {sent} "
            f"POSTs, not as expected: {bad or 'none'}" + (f" (first: {wh['errors'][0]})" if wh["errors"] else "") + ".",
@@ -459,7 +493,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=2000, help="measured calls per latency path")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds for latency")
     ap.add_argument("--tenants", type=int, default=10, help="tenants receiving webhooks")
-    ap.add_argument("--events", type=int, default=6000, help="timed webhook deliveries per client kind")
+    ap.add_argument("--events", type=int, default=6000, help="timed webhook deliveries per delivering mode")
     ap.add_argument("--out", type=Path, help="JSON path (default bench/results/stripe[_quick].json)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--serve-double", type=int, help=argparse.SUPPRESS)  # child process: the Stripe double

@@ -36,6 +36,9 @@ def test_wheel_contains_sql_tools_and_resources(tmp_path: Path) -> None:
     assert expected, "nothing to ship?"
     missing = {e for e in expected if f"support_mcp/{e}" not in names}
     assert not missing, f"not in the wheel: {sorted(missing)}"
+    core = {f"support_mcp/{p.relative_to(ROOT / 'src' / 'support_mcp')}" for p in (ROOT / "src" / "support_mcp").rglob("*.py")
+            if "__pycache__" not in p.parts}
+    assert not core - names, f"core modules not in the wheel: {sorted(core - names)}"
     # the offline model's tokenizer and the BM25 stopwords ship too (nothing is fetched at run time)
     assert {"support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer.json",
             "support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer_config.json",

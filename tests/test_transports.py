@@ -278,3 +278,32 @@ async def test_sse(server_env, tenants, settings, tmp_path: Path) -> None:
         async with httpx.AsyncClient(timeout=5.0) as http:  # still healthy after the session closed
             r = await http.get(f"http://127.0.0.1:{port}/healthz")
             assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+# --- Stripe over a real server process: webhooks on the HTTP app, tools reach the double ----------
+
+async def test_stripe_webhook_and_tools_over_http(server_env, stripe_tenant, stripe_double, settings,
+                                                  tmp_path: Path) -> None:
+    from support_mcp.testing.stripe_double import make_event, signed_webhook
+
+    t = await stripe_tenant("trs")
+    ch = t.acct.charge(amount=1234, customer=t.acct.customer(email="http@example.com"))
+    event = make_event("charge.dispute.created", t.acct.dispute(charge=ch), account=t.account_id)
+    body, headers = signed_webhook(event, t.secret)
+    env = server_env | {"SUPPORT_MCP_STRIPE_API_KEY": settings.stripe_api_key.get_secret_value(),
+                        "SUPPORT_MCP_STRIPE_API_BASE": settings.stripe_api_base}
+    async with asyncio.timeout(TEST_TIMEOUT), http_server(
+        env, tmp_path / "server.log", "--transport", "http", "--tenant", t.slug
+    ) as (port, _):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            first = await http.post(f"/webhooks/stripe/{t.slug}", content=body, headers=headers)
+            replay = await http.post(f"/webhooks/stripe/{t.slug}", content=body, headers=headers)
+            forged = await http.post(f"/webhooks/stripe/{t.slug}", content=body,
+                                     headers={**headers, "Stripe-Signature": "t=1,v1=00"})
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            r = await client.call_tool("lookup_charge", {"tenant": t.slug, "id": ch["id"]})
+    assert first.status_code == 200 and first.json()["outcome"].startswith("opened ticket #")
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True
+    assert forged.status_code == 400
+    assert not r.is_error, text_of(r)
+    assert r.structured_content["disputed"] and len(r.structured_content["tickets"]) == 1

@@ -152,11 +152,11 @@ class TenantStripe:
             refund_id, options=self._options()))
 
     async def list_charges(self, **params: Any) -> dict[str, Any]:
-        return await self._call("charges", self._v1.charges.list_async(
+        return await self._call(_list_what("charges", params), self._v1.charges.list_async(
             params=_clean(params), options=self._options()))
 
     async def list_disputes(self, **params: Any) -> dict[str, Any]:
-        return await self._call("disputes", self._v1.disputes.list_async(
+        return await self._call(_list_what("disputes", params), self._v1.disputes.list_async(
             params=_clean(params), options=self._options()))
 
     async def create_refund(self, *, idempotency_key: str, **params: Any) -> tuple[dict[str, Any], bool]:
@@ -169,6 +169,15 @@ class TenantStripe:
         response = obj.last_response
         replayed = bool(response and response.headers.get("idempotent-replayed") == "true")
         return obj.to_dict(), replayed
+
+
+def _list_what(kind: str, params: dict[str, Any]) -> str:
+    """What a list call names in a not-found error: the cursor or the customer it was given."""
+    if params.get("starting_after"):
+        return f"cursor {params['starting_after']}"
+    if params.get("customer"):
+        return f"Stripe customer {params['customer']}"
+    return kind
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
