@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,8 +25,12 @@ def test_installed_package_sees_sql_tools_and_resources() -> None:
 
 
 def test_wheel_contains_sql_tools_and_resources(tmp_path: Path) -> None:
+    # build from a clean copy: a stale build/ directory in the checkout would hide missing packages
+    src = tmp_path / "src-copy"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        "build", "dist", "*.egg-info", ".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".hypothesis", "bench"))
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
