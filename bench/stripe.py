@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-# Run as a script, this file's folder comes first on sys.path and `import stripe` (ours and
-# support_mcp's) would load this file: drop it, and find common/mcp_calls after site-packages.
+
+
 def _unshadow() -> None:
+    """Run as a script, this file's folder comes first on sys.path and `import stripe` (ours and
+    support_mcp's) would load this file: drop it, and find common/mcp_calls after site-packages."""
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 
 
@@ -103,7 +105,7 @@ async def seed(db: Database, dbl: dict[str, Any], secrets_: list[str]) -> None:
 # ------------------------------------------------------------------ 1. latency per path
 async def latency(st: Any, db: Database, dbl: dict[str, Any], n: int, rounds: int, warm: int) -> dict[str, Any]:
     a, s0 = dbl["accounts"][0], slug(0)
-    ch, opts = a["charges"][0]["id"], {"stripe_account": a["id"]}  # undisputed; ticket #1 mentions it
+    ch, opts = a["charges"][0]["id"], {"stripe_account": a["id"]}  # undisputed; one ticket mentions it
     bare_http = stripe.HTTPXClient(timeout=20)
     bare = stripe.StripeClient(KEY, base_addresses={"api": dbl["base_url"]}, http_client=bare_http,
                                max_network_retries=0)
@@ -364,8 +366,9 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     n_ten, (n_ev, w_rounds) = a.tenants, (800, 2) if a.quick else (a.events, 6)
     w_warm = 4 * CONC
     cfg = {"quick": a.quick, "calls_per_path": n, "rounds": rounds, "tenants": n_ten, "deliveries": 3 * n_ev + w_warm,
-           "timed_deliveries_per_mode": n_ev, "webhook_rounds": w_rounds, "concurrency": CONC, "replay_share": REPLAY,
-           "on_ticket_share": ON_TICKET, "server": "url" if a.database_url else "embedded"}
+           "timed_deliveries_per_mode": n_ev, "warmup_deliveries": w_warm, "webhook_rounds": w_rounds,
+           "concurrency": CONC, "replay_share": REPLAY, "on_ticket_share": ON_TICKET,
+           "server": "url" if a.database_url else "embedded"}
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     rng = random.Random(a.seed)
     secrets_ = [f"whsec_{secrets.token_hex(16)}" for _ in range(n_ten)]
@@ -387,7 +390,8 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 for m in PATHS[1:]:
                     res[f"overhead_{m}_ms"] = lat[m]["p50"] - lat["bare"]["p50"]
                 log("2. webhooks: starting the HTTP server subprocess")
-                env = server_env(st) | {"SUPPORT_MCP_STRIPE_API_KEY": KEY, "SUPPORT_MCP_STRIPE_API_BASE": dbl["base_url"],
+                env = server_env(st) | {"SUPPORT_MCP_STRIPE_API_KEY": KEY,
+                                        "SUPPORT_MCP_STRIPE_API_BASE": dbl["base_url"],
                                         "SUPPORT_MCP_STRIPE_MAX_NETWORK_RETRIES": "0"}
                 http, port = await start_http(env, st.data_dir)
                 async with db.global_scope() as c:
@@ -471,10 +475,11 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
            "raw_asyncpg_insert = one autocommit `INSERT ... VALUES ($1::jsonb)` of a body from this process "
            f"({CONC} pooled connections), as many per round as each delivering mode. whole machine = all CPU "
            "on the box (other users' tests included) per event; 2000/(app+postgres) = events/s if the "
-           f"app (server, or this process in-process) and PostgreSQL had both cores. Deliveries (incl. {c['deliveries'] - 3 * c['timed_deliveries_per_mode']} "
-           f"warm-up): {t.get('ticket_ok', 0)} on a ticket's charge answered `noted on #n`, {t.get('plain_ok', 0)} "
-           f"on other charges `no ticket references`, {t.get('replay_ok', 0)} replays duplicate=true; {sent} "
-           f"POSTs, not as expected: {bad or 'none'}" + (f" (first: {wh['errors'][0]})" if wh["errors"] else "") + ".",
+           "app (server, or this process in-process) and PostgreSQL had both cores. "
+           f"Deliveries (incl. {c['warmup_deliveries']} warm-up): {t.get('ticket_ok', 0)} on a ticket's charge "
+           f"answered `noted on #n`, {t.get('plain_ok', 0)} on other charges `no ticket references`, "
+           f"{t.get('replay_ok', 0)} replays duplicate=true; {sent} POSTs, not as expected: {bad or 'none'}"
+           + (f" (first: {wh['errors'][0]})" if wh["errors"] else "") + ".",
            f"\nStored per tenant == distinct events sent, all processed, deliveries == POSTs, one system message "
            f"per event on a ticket's charge: {'yes' if st['all_ok'] else '**NO** ' + wrong}. "
            f"Server RSS {wh['server_rss_mb']:.0f} MB.",
