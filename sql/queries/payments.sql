@@ -87,3 +87,12 @@ RETURNING slug, stripe_account_id;
 
 -- name: list-connected-slugs()
 SELECT slug FROM public.tenants WHERE stripe_account_id IS NOT NULL AND status = 'active' ORDER BY slug;
+
+-- name: charge-context(stripe_customer_id, refs)^
+-- lookup_charge's local side in one round trip: the linked customer and the referencing tickets.
+SELECT (SELECT to_jsonb(c) FROM (SELECT id, name, email, phone, stripe_customer_id, created_at, updated_at
+                                 FROM customers WHERE stripe_customer_id = :stripe_customer_id) c) AS customer,
+       ARRAY(SELECT DISTINCT t.number
+             FROM ticket_stripe_refs r JOIN tickets t ON t.id = r.ticket_id
+             WHERE r.ref = ANY(CAST(:refs AS text[]))
+             ORDER BY t.number) AS tickets;

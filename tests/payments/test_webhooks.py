@@ -191,3 +191,37 @@ async def test_a_later_delivery_sweeps_earlier_failures(hooks, db, stripe_tenant
         await asyncio.sleep(0.1)
     assert await _count(db, t.slug, "SELECT count(*) FROM stripe_events WHERE processed_at IS NULL") == 0
     assert await _count(db, t.slug, "SELECT count(*) FROM tickets") == 1
+
+
+async def test_a_failure_in_the_one_transaction_path_keeps_the_event(hooks, db, connect, stripe_tenant,
+                                                                     monkeypatch) -> None:
+    from support_mcp.payments import events
+
+    t = await stripe_tenant()
+    ch = t.acct.charge(amount=600)
+    async with connect([t.slug]) as c:
+        ticket = await c.ok("create_ticket", tenant=t.slug, subject="s", description=f"re {ch['id']}",
+                            customer_email="k@example.com")
+    real, calls = events._charge_refunded, {"n": 0}
+
+    async def flaky(conn, obj):  # noqa: ANN001
+        calls["n"] += 1
+        outcome = await real(conn, obj)  # its writes are rolled back with the savepoint
+        if calls["n"] == 1:
+            raise RuntimeError("boom after writing")
+        return outcome
+
+    monkeypatch.setattr(events, "_charge_refunded", flaky)
+    t.acct.refund(ch)
+    event = make_event("charge.refunded", t.acct.get(ch["id"]), account=t.account_id)
+    async with hooks() as (post, _):
+        failed = await post(t.slug, event, t.secret)
+        async with db.tenant_scope(t.slug) as s:
+            row = await s.conn.fetchrow("SELECT processed_at, attempts, last_error FROM stripe_events")
+            notes = await s.conn.fetchval("SELECT count(*) FROM messages WHERE author_role = 'system'")
+        again = await post(t.slug, event, t.secret)
+    assert failed.status_code == 500 and "boom" not in failed.text
+    assert row["processed_at"] is None and row["attempts"] == 1 and row["last_error"].startswith("RuntimeError")
+    assert notes == 0
+    assert again.status_code == 200 and again.json()["outcome"] == f"noted on #{ticket['number']}", again.json()
+    assert await _count(db, t.slug, "SELECT count(*) FROM messages WHERE author_role = 'system'") == 1

@@ -22,6 +22,7 @@ DISPUTE_CREATED = "charge.dispute.created"
 CHARGE_REFUNDED = "charge.refunded"
 PAYMENT_FAILED = "payment_intent.payment_failed"
 HANDLED = (DISPUTE_CREATED, CHARGE_REFUNDED, PAYMENT_FAILED)
+NEEDS_STRIPE = (DISPUTE_CREATED, PAYMENT_FAILED)  # prepare() asks Stripe who the customer is
 
 
 @dataclass

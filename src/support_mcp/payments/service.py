@@ -73,10 +73,8 @@ async def resolve_charge(stripe: TenantStripe, ref: str) -> dict[str, Any]:
 async def _local_context(db: Database, slug: str, stripe_customer: str | None,
                          refs: list[str]) -> tuple[Customer | None, list[int]]:
     async with db.tenant_scope(slug) as s:
-        row = (await queries.customer_by_stripe_id(s.conn, stripe_customer_id=stripe_customer)
-               if stripe_customer else None)
-        tickets = [r["number"] async for r in queries.tickets_referencing(s.conn, refs=refs)] if refs else []
-    return (Customer(**dict(row)) if row else None), tickets
+        row = await queries.charge_context(s.conn, stripe_customer_id=stripe_customer, refs=refs)
+    return (Customer(**row["customer"]) if row["customer"] else None), list(row["tickets"])
 
 
 async def lookup_charge(stripe: TenantStripe, db: Database, ref: str) -> ChargeInfo:

@@ -42,6 +42,10 @@ def _answer(status: int, **body: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SupportError) else f"{type(exc).__name__} (see the server log)"
+
+
 class TooLarge(Exception):
     pass
 
@@ -122,30 +126,59 @@ class WebhookReceiver:
             return _answer(400, error="the event is not from this tenant's connected Stripe account")
         if acct.status != "active":
             return _answer(503, error="tenant is suspended; deliver again later")
+        quick = event["type"] not in events.NEEDS_STRIPE  # store and apply in one transaction
         try:
-            stored = await self._store(acct, event)
+            stored, outcome, failure = await (self._store_and_apply(acct, event) if quick else
+                                              self._store(acct, event))
         except SupportError as exc:
             log.warning("webhook_store_failed", tenant=slug, event_id=event["id"], error=str(exc))
             return _answer(503, error="could not store the event; deliver again later")
         if stored["processed_at"] is not None:
             return _answer(200, received=True, duplicate=True, outcome=stored["outcome"])
-        try:
-            outcome = await self.process(acct, event)
-        except Exception as exc:  # noqa: BLE001 - stored; marked unprocessed and retried
-            await self._failed(acct.slug, event["id"], exc)
+        if not quick:
+            try:
+                outcome = await self.process(acct, event)
+            except Exception as exc:  # noqa: BLE001 - stored; marked unprocessed and retried
+                failure = exc
+                await self._mark_failed(acct.slug, event["id"], exc)
+        if failure is not None:
+            self._note_failure(acct.slug, event["id"], failure)
             return _answer(500, error="stored, but processing failed; it will be retried")
         task = BackgroundTask(self.sweep, acct) if slug in self._pending and slug not in self._sweeping else None
         return JSONResponse({"received": True, "duplicate": not stored["inserted"], "outcome": outcome},
                             background=task)
 
-    async def _store(self, acct: TenantAccount, event: dict[str, Any]) -> Any:
+    async def _store(self, acct: TenantAccount, event: dict[str, Any]) -> tuple[Any, None, None]:
         async with self.db.tenant_scope(acct.slug) as s:
-            return await queries.store_event(s.conn, id=event["id"], type=event["type"], account=event["account"],
-                                             created=event["created"], payload=event)
+            return await self._insert(s.conn, event), None, None
+
+    @staticmethod
+    async def _insert(conn: Any, event: dict[str, Any]) -> Any:
+        return await queries.store_event(conn, id=event["id"], type=event["type"], account=event["account"],
+                                         created=event["created"], payload=event)
+
+    async def _store_and_apply(self, acct: TenantAccount, event: dict[str, Any]
+                               ) -> tuple[Any, str | None, BaseException | None]:
+        """Events that need nothing from Stripe: one transaction. The upsert row-locks the event
+        (a concurrent delivery waits, then sees it processed); processing runs in a savepoint,
+        so a failure keeps the stored event, marked unprocessed."""
+        async with self.db.tenant_scope(acct.slug) as s:
+            stored = await self._insert(s.conn, event)
+            if stored["processed_at"] is not None:
+                return stored, None, None
+            try:
+                async with s.conn.transaction():
+                    outcome = await events.apply(s.conn, event, None)
+                    await queries.mark_processed(s.conn, id=event["id"], outcome=outcome)
+            except Exception as exc:  # noqa: BLE001
+                await queries.mark_failed(s.conn, id=event["id"], error=_why(exc))
+                return stored, None, exc
+        log.info("webhook_processed", tenant=acct.slug, event_id=event["id"], type=event["type"], outcome=outcome)
+        return stored, outcome, None
 
     async def process(self, acct: TenantAccount, event: dict[str, Any]) -> str:
         payer = None
-        if event["type"] in (events.DISPUTE_CREATED, events.PAYMENT_FAILED):
+        if event["type"] in events.NEEDS_STRIPE:
             stripe_ = TenantStripe(self.gateway.client(), acct, self.settings.stripe_timeout_seconds)
             payer = await events.prepare(stripe_, event)
         async with self.db.tenant_scope(acct.slug) as s:
@@ -156,14 +189,15 @@ class WebhookReceiver:
         log.info("webhook_processed", tenant=acct.slug, event_id=event["id"], type=event["type"], outcome=outcome)
         return outcome
 
-    async def _failed(self, slug: str, event_id: str, exc: BaseException) -> None:
-        why = str(exc) if isinstance(exc, SupportError) else f"{type(exc).__name__} (see the server log)"
-        log.error("webhook_processing_failed", tenant=slug, event_id=event_id, error=why,
-                  exc_info=not isinstance(exc, SupportError))
+    def _note_failure(self, slug: str, event_id: str, exc: BaseException) -> None:
+        log.error("webhook_processing_failed", tenant=slug, event_id=event_id, error=_why(exc),
+                  exc_info=(type(exc), exc, exc.__traceback__) if not isinstance(exc, SupportError) else False)
         self._pending.add(slug)
+
+    async def _mark_failed(self, slug: str, event_id: str, exc: BaseException) -> None:
         try:
             async with self.db.tenant_scope(slug) as s:
-                await queries.mark_failed(s.conn, id=event_id, error=why)
+                await queries.mark_failed(s.conn, id=event_id, error=_why(exc))
         except SupportError as exc2:
             log.error("webhook_mark_failed_failed", tenant=slug, event_id=event_id, error=str(exc2))
 
@@ -183,7 +217,8 @@ class WebhookReceiver:
                     done += 1
                 except Exception as exc:  # noqa: BLE001
                     failed += 1
-                    await self._failed(acct.slug, event_id, exc)
+                    self._note_failure(acct.slug, event_id, exc)
+                    await self._mark_failed(acct.slug, event_id, exc)
             if failed == 0 and len(ids) < _SWEEP_BATCH:
                 self._pending.discard(acct.slug)
         finally:
