@@ -244,6 +244,10 @@ class Sender:
                 lat.append(now() - t0)
                 self.check(d, int(head[9:12]), body)
 
+        if lean:  # fresh connections each round (uvicorn closes keep-alive connections idle > 5 s)
+            for _, w in self.lean:
+                w.close()
+            self.lean = [await asyncio.open_connection("127.0.0.1", self.port) for _ in range(CONC)]
         t0 = now()
         await asyncio.gather(*(via_lean(c) if lean else via_httpx(c) for c in self.lean))
         return lat, now() - t0
