@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import log, machine, md_table, rss_mb, write_json  # noqa: E402, I001
 
 OUT = Path(__file__).resolve().parent / "results" / "embed_baseline.json"

@@ -20,7 +20,8 @@ from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
 from support_mcp import keys, migrations, tenancy  # noqa: E402
@@ -92,6 +93,18 @@ async def start_http(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess
             break
         await asyncio.sleep(0.1)
     raise RuntimeError(f"HTTP server did not come up (exit code {proc.returncode})")
+
+
+async def shutdown(http: Any, st: Any, raw: Any, db: Any) -> None:
+    """Stop the server subprocess, release pgserver handles it held, close the pools."""
+    if http is not None and http.returncode is None:
+        http.terminate()
+        await asyncio.wait_for(http.wait(), 15)
+    if dead := release_pg_handles(st):
+        log(f"pgserver handle list still held exited server pids {dead}: removed")
+    if raw is not None:
+        await raw.close()
+    await db.close()
 
 
 def release_pg_handles(st: Any) -> list[int]:
@@ -284,14 +297,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             res["throughput"] = await throughput(db, raw, url, http.pid, slugs, secs, t_rounds, t_warm)
         finally:
             log("stopping the server subprocess and the database")
-            if http is not None and http.returncode is None:
-                http.terminate()
-                await asyncio.wait_for(http.wait(), 15)
-            if dead := release_pg_handles(st):
-                log(f"pgserver handle list still held exited server pids {dead}: removed")
-            if raw is not None:
-                await raw.close()
-            await db.close()
+            await shutdown(http, st, raw, db)
     res["client_rss_mb"], res["loadavg_end"] = rss_mb(), os.getloadavg()
     return res
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import LoopLag, fmt, log, machine, md_table, scratch_settings, summarize, write_json  # noqa: E402
 
 from support_mcp import tenancy  # noqa: E402

@@ -34,7 +34,7 @@ from starlette.requests import Request  # noqa: E402
 
 from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
-from mcp_calls import cpu_snapshot, release_pg_handles, server_env, start_http  # noqa: E402
+from mcp_calls import cpu_snapshot, server_env, shutdown, start_http  # noqa: E402
 from support_mcp import tenancy  # noqa: E402
 from support_mcp.access import Principal  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
@@ -410,14 +410,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 res["stored"] = await check_stored(db, items, n_ten)
             finally:
                 log("stopping the server subprocess, the double and the database")
-                if http is not None and http.returncode is None:
-                    http.terminate()
-                    await asyncio.wait_for(http.wait(), 15)
-                if dead := release_pg_handles(st):
-                    log(f"pgserver handle list still held exited server pids {dead}: removed")
-                if raw is not None:
-                    await raw.close()
-                await db.close()
+                await shutdown(http, st, raw, db)
     finally:
         with contextlib.suppress(ProcessLookupError):
             res["double_cpu_s"] = sum(psutil.Process(dproc.pid).cpu_times()[:2])

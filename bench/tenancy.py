@@ -18,7 +18,8 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import (MEMORY_SQL, BackgroundLoad, LoopLag, bounded_map,  # noqa: E402, I001
                     compare_table, interleaved, lat3, log, machine, md_table, min_med_max,
                     pool_backend_memory_mb, ratio, rss_mb, scratch_settings, summarize,
