@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import socket
@@ -176,6 +177,9 @@ def test_count_tokens_and_tokenizer(embedder: Embedder) -> None:
 
 async def test_async_wrappers_match_and_do_not_block_the_loop(embedder: Embedder) -> None:
     texts = [f"Ticket {i}: the customer asks why invoice {i * 7} was charged twice." for i in range(64)]
+    t0 = time.perf_counter()
+    embedder.embed_documents(texts)
+    blocking = time.perf_counter() - t0  # what one stall would last if the wrapper ran on the loop
     stalls: list[float] = []
     stop = asyncio.Event()
 
@@ -185,6 +189,7 @@ async def test_async_wrappers_match_and_do_not_block_the_loop(embedder: Embedder
             await asyncio.sleep(0.005)
             stalls.append(time.perf_counter() - t0 - 0.005)
 
+    gc.disable()  # a full collection of the test process (~100 ms) is not what this measures
     tick = asyncio.create_task(ticker())
     try:
         dense = await embedder.aembed_documents(texts)
@@ -195,8 +200,10 @@ async def test_async_wrappers_match_and_do_not_block_the_loop(embedder: Embedder
     finally:
         stop.set()
         await tick
+        gc.enable()
     assert len(stalls) > 10
-    assert max(stalls) < 0.050, f"event loop stalled {max(stalls) * 1000:.1f} ms"
+    limit = max(0.050, blocking / 2)
+    assert max(stalls) < limit, f"event loop stalled {max(stalls) * 1000:.1f} ms (embedding blocks {blocking * 1000:.0f} ms)"
     picks = [0, 17, 63]  # order kept: spot checks against the sync API
     sync = embedder.embed_documents([texts[i] for i in picks])
     assert all(cos(dense[i], v) > 0.9999 for i, v in zip(picks, sync, strict=True))
