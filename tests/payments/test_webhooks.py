@@ -225,3 +225,26 @@ async def test_a_failure_in_the_one_transaction_path_keeps_the_event(hooks, db, 
     assert notes == 0
     assert again.status_code == 200 and again.json()["outcome"] == f"noted on #{ticket['number']}", again.json()
     assert await _count(db, t.slug, "SELECT count(*) FROM messages WHERE author_role = 'system'") == 1
+
+
+@pytest.mark.parametrize("kind", ["charge.dispute.created", "charge.refunded"])
+async def test_concurrent_first_deliveries_process_once(hooks, db, connect, stripe_tenant, kind) -> None:
+    t = await stripe_tenant()
+    ch = t.acct.charge(amount=300, customer=t.acct.customer(email="c@example.com"))
+    async with connect([t.slug]) as c:
+        await c.ok("create_ticket", tenant=t.slug, subject="s", description=f"re {ch['id']}",
+                   customer_email="c@example.com")
+    obj = t.acct.dispute(charge=ch) if kind == "charge.dispute.created" else t.acct.get(ch["id"])
+    event = make_event(kind, obj, account=t.account_id)
+    async with hooks() as (post, _):
+        replies = await asyncio.gather(*(post(t.slug, event, t.secret) for _ in range(30)))
+    assert [r.status_code for r in replies] == [200] * 30
+    assert sum(not r.json()["duplicate"] for r in replies) == 1
+    assert await _count(db, t.slug, "SELECT count(*) FROM stripe_events") == 1
+    assert await _count(db, t.slug, "SELECT deliveries FROM stripe_events") == 30
+    if kind == "charge.dispute.created":  # one urgent ticket, pointing at the earlier one about the charge
+        assert await _count(db, t.slug, "SELECT count(*) FROM tickets") == 2
+        assert await _count(db, t.slug, "SELECT count(*) FROM tickets WHERE priority = 'urgent' "
+                                        "AND description LIKE '%Earlier tickets about this payment: #1001.%'") == 1
+    else:
+        assert await _count(db, t.slug, "SELECT count(*) FROM messages WHERE author_role = 'system'") == 1

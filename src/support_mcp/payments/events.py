@@ -103,6 +103,10 @@ async def _dispute_created(conn: asyncpg.Connection, d: dict[str, Any], payer: P
              f"status {d.get('status')}."]
     if due:
         lines.append(f"Evidence is due by {due:%Y-%m-%d %H:%M} UTC: answer in the Stripe Dashboard before then.")
+    payment_refs = [r for r in (charge, _id(d.get("payment_intent"))) if r]
+    related = [r["number"] async for r in queries.tickets_referencing(conn, refs=payment_refs)] if payment_refs else []
+    if related:
+        lines.append("Earlier tickets about this payment: " + ", ".join(f"#{n}" for n in related) + ".")
     return await _open_ticket(conn, payer, [d["id"], charge, _id(d.get("payment_intent"))],
                               subject=f"Dispute: {amount} on {charge} ({d.get('reason')})",
                               description="\n".join(lines), priority="urgent", tags=["stripe", "dispute"])
