@@ -32,7 +32,7 @@ SET attempts = attempts + 1, last_error = left(:error, 500)
 WHERE id = :id AND processed_at IS NULL;
 
 -- name: unprocessed-events(max_attempts, limit)
-SELECT id FROM stripe_events
+SELECT id, payload FROM stripe_events
 WHERE processed_at IS NULL AND attempts < :max_attempts
 ORDER BY received_at
 LIMIT :limit;
@@ -75,9 +75,6 @@ RETURNING true;
 SELECT r.ref, t.number
 FROM ticket_stripe_refs r JOIN tickets t ON t.id = r.ticket_id
 WHERE r.ref = ANY(CAST(:refs AS text[]));
-
--- name: event-payload(id)$
-SELECT payload FROM stripe_events WHERE id = :id;
 
 -- name: set-tenant-stripe(slug, account, secret)^
 UPDATE public.tenants

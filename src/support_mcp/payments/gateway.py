@@ -96,13 +96,6 @@ class StripeGateway:
             hit = self._accounts[slug] = (now + self.settings.stripe_cache_seconds, acct)
         return hit[1]
 
-    def forget(self, slug: str | None = None) -> None:
-        """Drop cached registry facts (after an operator changes a tenant's account)."""
-        if slug is None:
-            self._accounts.clear()
-        else:
-            self._accounts.pop(slug, None)
-
     async def for_tenant(self, slug: str) -> TenantStripe:
         """The tenant's connected account. The caller must already be authorized for `slug`."""
         acct = await self.account(slug)
@@ -128,12 +121,15 @@ class TenantStripe:
             options["idempotency_key"] = idempotency_key
         return options
 
-    async def _call(self, what: str, coro: Any) -> dict[str, Any]:
+    async def _send(self, what: str, coro: Any) -> Any:
+        """Await one SDK call; its errors become SupportErrors naming `what`."""
         try:
-            obj = await coro
+            return await coro
         except stripe.StripeError as exc:
             raise map_error(exc, what, self.slug, self._timeout) from None
-        return obj.to_dict()
+
+    async def _call(self, what: str, coro: Any) -> dict[str, Any]:
+        return (await self._send(what, coro)).to_dict()
 
     async def retrieve_charge(self, charge_id: str, expand: list[str] | None = None) -> dict[str, Any]:
         return await self._call(f"charge {charge_id}", self._v1.charges.retrieve_async(
@@ -161,11 +157,8 @@ class TenantStripe:
 
     async def create_refund(self, *, idempotency_key: str, **params: Any) -> tuple[dict[str, Any], bool]:
         """(refund, replayed): replayed is True when Stripe answered from its idempotency store."""
-        try:
-            obj = await self._v1.refunds.create_async(params=_clean(params),
-                                                      options=self._options(idempotency_key))
-        except stripe.StripeError as exc:
-            raise map_error(exc, f"charge {params.get('charge')}", self.slug, self._timeout) from None
+        obj = await self._send(f"charge {params.get('charge')}", self._v1.refunds.create_async(
+            params=_clean(params), options=self._options(idempotency_key)))
         response = obj.last_response
         replayed = bool(response and response.headers.get("idempotent-replayed") == "true")
         return obj.to_dict(), replayed

@@ -23,15 +23,16 @@ def idempotency_key(tenant_id: Any, charge: str, amount: int | None, reason: str
     return "support-mcp-refund-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
-async def _ticket(db: Database, slug: str, ref: str | None) -> Any:
-    if ref is None:
-        return None
-    uid, number = ticket_ref(ref)
+async def _precheck(db: Database, slug: str, ref: str | None, key: str) -> tuple[Any, Any]:
+    """One transaction: the ticket to note the refund on (if named) and an earlier identical request."""
     async with db.tenant_scope(slug) as s:
-        row = await queries.lock_ticket(s.conn, id=uid, number=number)
-    if row is None:
-        raise NotFound(f"ticket {ref.strip()[:50]} not found")
-    return row
+        row = None
+        if ref is not None:
+            uid, number = ticket_ref(ref)
+            row = await queries.lock_ticket(s.conn, id=uid, number=number)
+            if row is None:
+                raise NotFound(f"ticket {ref.strip()[:50]} not found")
+        return row, await queries.get_refund_request(s.conn, idempotency_key=key)
 
 
 def confirms(confirm: str, charge_id: str, ref: str) -> bool:
@@ -42,12 +43,12 @@ async def create_refund(stripe: TenantStripe, db: Database, *, charge: str, amou
                         ticket: str | None, request_id: str | None, confirm: str | None, approved: bool,
                         dry_run: bool, requested_by: str) -> RefundResult:
     slug = stripe.slug
-    ticket_row = await _ticket(db, slug, ticket)
-    ticket_number = ticket_row["number"] if ticket_row else None
+    if ticket is not None:
+        ticket_ref(ticket)  # a malformed ticket reference is refused before Stripe is asked
     ch = await resolve_charge(stripe, charge)
     key = idempotency_key(stripe.account.tenant_id, ch["id"], amount, reason, request_id)
-    async with db.tenant_scope(slug) as s:
-        done = await queries.get_refund_request(s.conn, idempotency_key=key)
+    ticket_row, done = await _precheck(db, slug, ticket, key)
+    ticket_number = ticket_row["number"] if ticket_row else None
     if done is not None:  # this exact request was made before: answer it again, refund nothing
         refund = await stripe.retrieve_refund(done["refund_id"])
         return _result(refund, ch, reason, ticket_number, replayed=True,

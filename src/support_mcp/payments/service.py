@@ -51,6 +51,11 @@ def _id(value: Any) -> str | None:
     return value
 
 
+def _dispute_refs(d: dict[str, Any]) -> list[str]:
+    """The ids a ticket may reference a dispute by: the dispute, its charge, its payment intent."""
+    return [r for r in (d["id"], _id(d.get("charge")), _id(d.get("payment_intent"))) if r]
+
+
 def charge_id_of(ref: str) -> str:
     ref = ref.strip()
     if not CHARGE_RE.match(ref):
@@ -129,7 +134,7 @@ async def list_disputes(stripe: TenantStripe, db: Database, *, status: str | Non
     if cursor is not None and not DISPUTE_RE.match(cursor.strip()):
         raise InvalidInput("cursor must be a dispute id (dp_...) from a previous page")
     found: list[dict[str, Any]] = []
-    scanned, after, more = 0, cursor.strip() if cursor else None, True
+    scanned, after, more = 0, cursor.strip() if cursor else None, False
     for _ in range(DISPUTES_SCAN_PAGES if status else 1):
         page = await stripe.list_disputes(limit=100 if status else limit, starting_after=after)
         data = page.get("data", [])
@@ -143,7 +148,7 @@ async def list_disputes(stripe: TenantStripe, db: Database, *, status: str | Non
                     break
         if len(found) == limit or not page.get("has_more"):
             break
-    refs = sorted({r for d in found for r in (d["id"], _id(d.get("charge")), _id(d.get("payment_intent"))) if r})
+    refs = sorted({r for d in found for r in _dispute_refs(d)})
     by_ref: dict[str, list[int]] = {}
     if refs:
         async with db.tenant_scope(stripe.slug) as s:
@@ -151,7 +156,6 @@ async def list_disputes(stripe: TenantStripe, db: Database, *, status: str | Non
                 by_ref.setdefault(r["ref"], []).append(r["number"])
     out = []
     for d in found:
-        nums = sorted({n for r in (d["id"], _id(d.get("charge")), _id(d.get("payment_intent"))) if r
-                       for n in by_ref.get(r, [])})
+        nums = sorted({n for r in _dispute_refs(d) for n in by_ref.get(r, [])})
         out.append(dispute_summary(d, nums))
     return DisputeList(disputes=out, scanned=scanned, next_cursor=after if more else None)

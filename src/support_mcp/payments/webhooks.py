@@ -11,7 +11,6 @@ tenant, or `support-mcp stripe retry`, retries it too).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -26,7 +25,7 @@ from ..db import Database, queries
 from ..errors import InvalidInput, NotConnected, NotFound, SupportError, TenantUnavailable
 from ..logging import get_logger
 from . import events
-from .gateway import StripeGateway, TenantAccount, TenantStripe
+from .gateway import StripeGateway, TenantAccount
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -128,8 +127,10 @@ class WebhookReceiver:
             return _answer(503, error="tenant is suspended; deliver again later")
         quick = event["type"] not in events.NEEDS_STRIPE  # store and apply in one transaction
         try:
-            stored, outcome, failure = await (self._store_and_apply(acct, event) if quick else
-                                              self._store(acct, event))
+            if quick:
+                stored, outcome, failure = await self._store_and_apply(acct, event)
+            else:
+                stored, outcome, failure = await self._store(acct, event), None, None
         except SupportError as exc:
             log.warning("webhook_store_failed", tenant=slug, event_id=event["id"], error=str(exc))
             return _answer(503, error="could not store the event; deliver again later")
@@ -142,15 +143,14 @@ class WebhookReceiver:
                 failure = exc
                 await self._mark_failed(acct.slug, event["id"], exc)
         if failure is not None:
-            self._note_failure(acct.slug, event["id"], failure)
             return _answer(500, error="stored, but processing failed; it will be retried")
         task = BackgroundTask(self.sweep, acct) if slug in self._pending and slug not in self._sweeping else None
         return JSONResponse({"received": True, "duplicate": not stored["inserted"], "outcome": outcome},
                             background=task)
 
-    async def _store(self, acct: TenantAccount, event: dict[str, Any]) -> tuple[Any, None, None]:
+    async def _store(self, acct: TenantAccount, event: dict[str, Any]) -> Any:
         async with self.db.tenant_scope(acct.slug) as s:
-            return await self._insert(s.conn, event), None, None
+            return await self._insert(s.conn, event)
 
     @staticmethod
     async def _insert(conn: Any, event: dict[str, Any]) -> Any:
@@ -172,15 +172,15 @@ class WebhookReceiver:
                     await queries.mark_processed(s.conn, id=event["id"], outcome=outcome)
             except Exception as exc:  # noqa: BLE001
                 await queries.mark_failed(s.conn, id=event["id"], error=_why(exc))
+                self._note_failure(acct.slug, event["id"], exc)
                 return stored, None, exc
         log.info("webhook_processed", tenant=acct.slug, event_id=event["id"], type=event["type"], outcome=outcome)
         return stored, outcome, None
 
     async def process(self, acct: TenantAccount, event: dict[str, Any]) -> str:
         payer = None
-        if event["type"] in events.NEEDS_STRIPE:
-            stripe_ = TenantStripe(self.gateway.client(), acct, self.settings.stripe_timeout_seconds)
-            payer = await events.prepare(stripe_, event)
+        if event["type"] in events.NEEDS_STRIPE:  # through the Stripe scoping point, like the tools
+            payer = await events.prepare(await self.gateway.for_tenant(acct.slug), event)
         async with self.db.tenant_scope(acct.slug) as s:
             if await queries.claim_event(s.conn, id=event["id"]) is None:
                 return "already processed"
@@ -195,6 +195,8 @@ class WebhookReceiver:
         self._pending.add(slug)
 
     async def _mark_failed(self, slug: str, event_id: str, exc: BaseException) -> None:
+        """Record a failure of the two-transaction path in its own transaction."""
+        self._note_failure(slug, event_id, exc)
         try:
             async with self.db.tenant_scope(slug) as s:
                 await queries.mark_failed(s.conn, id=event_id, error=_why(exc))
@@ -208,18 +210,16 @@ class WebhookReceiver:
         try:
             limit = max_attempts if max_attempts is not None else self.settings.stripe_webhook_max_attempts
             async with self.db.tenant_scope(acct.slug) as s:
-                ids = [r["id"] async for r in queries.unprocessed_events(s.conn, max_attempts=limit, limit=_SWEEP_BATCH)]
-            for event_id in ids:
-                async with self.db.tenant_scope(acct.slug) as s:
-                    payload = await queries.event_payload(s.conn, id=event_id)
+                batch = [r["payload"] async for r in queries.unprocessed_events(
+                    s.conn, max_attempts=limit, limit=_SWEEP_BATCH)]
+            for event in batch:
                 try:
-                    await self.process(acct, payload)
+                    await self.process(acct, event)
                     done += 1
                 except Exception as exc:  # noqa: BLE001
                     failed += 1
-                    self._note_failure(acct.slug, event_id, exc)
-                    await self._mark_failed(acct.slug, event_id, exc)
-            if failed == 0 and len(ids) < _SWEEP_BATCH:
+                    await self._mark_failed(acct.slug, event["id"], exc)
+            if failed == 0 and len(batch) < _SWEEP_BATCH:
                 self._pending.discard(acct.slug)
         finally:
             self._sweeping.discard(acct.slug)
@@ -243,7 +243,6 @@ async def retry_all(settings: Settings, db: Database, slugs: list[str], *, max_a
                 out[slug] = (prev[0] + done, prev[1] + failed)
                 if failed or done < _SWEEP_BATCH:
                     break
-            await asyncio.sleep(0)
     finally:
         await gateway.close()
     return out
