@@ -171,6 +171,26 @@ async def interleaved(modes: dict[str, Callable[[], Awaitable[Any]]], total: int
             for m in names}
 
 
+async def interleaved_cpu(modes: dict[str, Callable[[], Awaitable[Any]]], total: int, rounds: int,
+                          warm: int) -> dict[str, dict[str, Any]]:
+    """`interleaved` one call at a time, also recording this process's CPU per call: adds
+    cpu_p50 and cpu_mean (ms, warm-up excluded) to each mode's summary."""
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+
+    def timed(m: str, op: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+        async def f() -> None:
+            t0 = time.process_time()
+            await op()
+            cpu[m].append(time.process_time() - t0)
+        return f
+
+    out = await interleaved({m: timed(m, op) for m, op in modes.items()}, total, rounds, warm, 1)
+    for m, xs in cpu.items():
+        s = summarize(xs[warm:])  # the first `warm` calls were the warm-up
+        out[m]["cpu_p50"], out[m]["cpu_mean"] = s["p50"], s["mean"]
+    return out
+
+
 MEMORY_SQL = "SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts"
 
 

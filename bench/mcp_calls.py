@@ -22,7 +22,7 @@ from mcp.server.auth.provider import AccessToken
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
-from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
+from common import (bounded_map, interleaved_cpu, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
 from support_mcp import keys, migrations, tenancy  # noqa: E402
 from support_mcp.access import Principal  # noqa: E402
@@ -166,18 +166,7 @@ async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, 
         modes["create/in-memory-key"] = lambda: as_key(lambda: call(mem_key, "create_ticket", create_args(W)))
         modes["list/in-memory-key"] = lambda: as_key(lambda: call(mem_key, "list_tickets", LIST))
         assert len((await call(http, "list_tickets", LIST))["tickets"]) == 20
-        cpu: dict[str, list[float]] = {m: [] for m in modes}  # CPU time of this process per call
-
-        def cpu_timed(m: str, op: Op) -> Op:
-            async def f() -> None:
-                t0 = time.process_time()
-                await op()
-                cpu[m].append(time.process_time() - t0)
-            return f
-
-        out = await interleaved({m: cpu_timed(m, op) for m, op in modes.items()}, n, rounds, warm, 1)
-    for m, xs in cpu.items():
-        out[m]["cpu_p50"] = summarize(xs[warm:])["p50"]  # the first `warm` calls were the warm-up
+        out = await interleaved_cpu(modes, n, rounds, warm)  # with CPU time of this process per call
     return out
 
 

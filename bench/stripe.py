@@ -32,7 +32,7 @@ import psutil  # noqa: E402
 import stripe  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-from common import (bounded_map, interleaved, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
+from common import (bounded_map, interleaved_cpu, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
 from mcp_calls import cpu_snapshot, server_env, shutdown, start_http  # noqa: E402
 from support_mcp import tenancy  # noqa: E402
@@ -134,23 +134,11 @@ async def latency(st: Any, db: Database, dbl: dict[str, Any], n: int, rounds: in
             info, via_mcp = await op_tool(), await op_mcp()  # the paths do what they claim
             assert (await op_bare()).id == (await op_wrapper())["id"] == info.id == via_mcp["id"] == ch
             assert len(info.tickets) == 1 and info.customer is not None and info.dispute is None, info
-            cpu: dict[str, list[float]] = {m: [] for m in PATHS}  # CPU time of this process per call
-
-            def cpu_timed(m: str, op: Any) -> Any:
-                async def f() -> None:
-                    t0 = time.process_time()
-                    await op()
-                    cpu[m].append(time.process_time() - t0)
-                return f
-
             ops = dict(zip(PATHS, (op_bare, op_wrapper, op_tool, op_mcp, op_db)))
-            out = await interleaved({m: cpu_timed(m, op) for m, op in ops.items()}, n, rounds, warm, 1)
+            out = await interleaved_cpu(ops, n, rounds, warm)  # with CPU time of this process per call
     finally:
         await gw.close()
         await bare_http.close_async()
-    for m, xs in cpu.items():
-        out[m]["cpu_p50"] = summarize(xs[warm:])["p50"]  # the first `warm` calls were the warm-up
-        out[m]["cpu_mean"] = summarize(xs[warm:])["mean"]
     return out
 
 
