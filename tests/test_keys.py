@@ -19,7 +19,7 @@ async def test_key_roundtrip_and_storage(db: Database, make_tenant, make_key) ->
     p = await keys.KeyVerifier(db, ttl=0).principal(key)
     assert p.tenants == frozenset({a, b}) and p.scopes == frozenset({"read"}) and p.key_id is not None
     # only a hash is stored: the key text appears nowhere in the table
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         dump = str([dict(r) for r in await conn.fetch('SELECT * FROM "global".api_keys')])
     assert key not in dump and key.split("_", 2)[2] not in dump
     listed = {str(r["id"]): r for r in await keys.list_keys(db)}

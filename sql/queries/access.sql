@@ -1,4 +1,5 @@
--- API keys and grants (schema "global"; app role only).
+-- API keys and grants (schema "global"). Key management runs as the admin; the request path
+-- (app role) only verifies and touches keys, through functions.
 
 -- name: insert-api-key(name, prefix, key_hash, all_tenants, scopes, expires_at)^
 INSERT INTO "global".api_keys (name, prefix, key_hash, all_tenants, scopes, expires_at)
@@ -11,11 +12,9 @@ SELECT :key_id, id FROM public.tenants WHERE slug = :slug
 RETURNING tenant_id;
 
 -- name: get-api-key-by-prefix(prefix)^
-SELECT k.id, k.name, k.key_hash, k.all_tenants, k.scopes, k.expires_at, k.revoked_at,
-       ARRAY(SELECT t.slug FROM "global".api_key_tenants g JOIN public.tenants t ON t.id = g.tenant_id
-             WHERE g.key_id = k.id ORDER BY t.slug) AS tenants
-FROM "global".api_keys k
-WHERE k.prefix = :prefix;
+-- The request path (app role) cannot read api_keys: a SECURITY DEFINER function (sql/global/0005).
+SELECT id, name, key_hash, all_tenants, scopes, expires_at, revoked_at, tenants
+FROM public.support_mcp_key_by_prefix(:prefix);
 
 -- name: list-api-keys()
 SELECT k.id, k.name, k.prefix, k.all_tenants, k.scopes, k.expires_at, k.last_used_at, k.revoked_at,
@@ -35,4 +34,4 @@ SELECT count(*) FROM "global".api_keys
 WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
 
 -- name: touch-api-keys(ids)!
-UPDATE "global".api_keys SET last_used_at = now() WHERE id = ANY (CAST(:ids AS uuid[]));
+SELECT public.support_mcp_touch_keys(CAST(:ids AS uuid[]));

@@ -1,9 +1,9 @@
 -- Stripe Connect: the registry lookup (global) and the tenant tables of sql/tenant/0003.
 
 -- name: get-tenant-stripe(slug)^
+-- The app role cannot read the secret column: a SECURITY DEFINER function (sql/global/0005).
 SELECT id, status, stripe_account_id, stripe_webhook_secret
-FROM public.tenants
-WHERE slug = :slug;
+FROM public.support_mcp_tenant_stripe(:slug);
 
 -- name: count-connected-tenants()$
 SELECT count(*) FROM public.tenants WHERE stripe_account_id IS NOT NULL;

@@ -46,7 +46,7 @@ def _run(args: list[str], what: str) -> None:
 
 async def backup_tenant(db: Database, slug: str, output: Path) -> int:
     validate_slug(slug)
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
     if row is None:
         raise NotFound(f"unknown tenant '{slug}'")
@@ -56,7 +56,7 @@ async def backup_tenant(db: Database, slug: str, output: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "schema.dump"
         _run([str(bindir / "pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-              f"--schema={row['schema_name']}", f"--file={dump}", f"--dbname={db.dsn}"], "pg_dump")
+              f"--schema={row['schema_name']}", f"--file={dump}", f"--dbname={db.admin_dsn}"], "pg_dump")
         output.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
         with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w") as tar:
@@ -100,6 +100,7 @@ SELECT format('ALTER SCHEMA %I RENAME TO %I', :'hold', :'old_schema')
 RESET ALL;
 CREATE ROLE :"role" NOLOGIN;
 GRANT :"role" TO CURRENT_USER;
+GRANT :"role" TO :"app_role";
 ALTER SCHEMA :"new_schema" OWNER TO :"role";
 SELECT format('ALTER %s %I.%I OWNER TO %I',
               CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
@@ -132,7 +133,7 @@ async def restore_tenant(db: Database, archive: Path, *, as_slug: str | None = N
         old_slug = validate_slug(manifest["slug"])
         slug = validate_slug(as_slug or old_slug)
         new_schema, role = schema_name(slug), role_name(slug, db.dbtag)
-        async with db.connection() as conn:
+        async with db.admin_scope() as conn:
             await ensure_slug_free(conn, slug, new_schema, role, "; delete it or restore with --as NEWSLUG")
         bindir = await _bin_dir(db)
         script = work / "restore.sql"
@@ -141,7 +142,7 @@ async def restore_tenant(db: Database, archive: Path, *, as_slug: str | None = N
         (work / "wrapper.sql").write_text(_WRAPPER)
         values = {
             "script": str(script), "old_schema": manifest["schema"], "new_schema": new_schema,
-            "hold": f"rh_{secrets.token_hex(8)}", "role": role, "slug": slug,
+            "hold": f"rh_{secrets.token_hex(8)}", "role": role, "app_role": db.app_role, "slug": slug,
             "keep_id": "yes" if slug == old_slug else "no",
             "rag_index_namespace": reg["rag_index_namespace"] if slug == old_slug else f"tenant_{slug}_docs",
             "branding": json.dumps(reg.get("branding") or {}),
@@ -151,7 +152,7 @@ async def restore_tenant(db: Database, archive: Path, *, as_slug: str | None = N
             values.setdefault(key, "" if reg.get(key) is None else str(reg[key]))
         # Values go through a 0600 file of \set lines, not argv (secrets) nor SQL text.
         (work / "vars.sql").write_text("".join(f"\\set {k} {_psql_quote(v)}\n" for k, v in values.items()))
-        _run([str(bindir / "psql"), "-X", "-q", f"--dbname={db.dsn}", "-v", f"vars={work / 'vars.sql'}",
+        _run([str(bindir / "psql"), "-X", "-q", f"--dbname={db.admin_dsn}", "-v", f"vars={work / 'vars.sql'}",
               "-f", str(work / "wrapper.sql")], "restore")
     s = db.settings
     await migrations.migrate_tenant(db, slug, migrations.load("tenant"),

@@ -20,8 +20,8 @@ from typing import Any, NoReturn
 import aiosql
 import asyncpg
 
-from . import dberrors
-from .errors import InvalidInput, UpstreamUnavailable
+from . import dberrors, privileges
+from .errors import InvalidInput, NotPermitted, SupportError, UpstreamUnavailable
 from .logging import get_logger
 from .settings import Settings
 
@@ -34,6 +34,11 @@ RESERVED_SLUGS = frozenset(
 )
 
 _ENTER_SQL = "SELECT public.support_mcp_enter_tenant($1, $2)"
+_DBTAG_SQL = "SELECT left(md5(current_database()), 8)"
+_CAN_CREATE_ROLES_SQL = "SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = current_user"
+_APP_ROLE_SQL = """SELECT rolname AS name, rolsuper OR rolcreaterole OR rolbypassrls OR rolinherit AS privileged
+FROM pg_catalog.pg_roles WHERE rolname = current_user"""
+APPLICATION_NAME = "support-mcp"  # visible in pg_stat_activity
 
 queries: Any = aiosql.from_path(files("support_mcp.sql") / "queries", "asyncpg")
 
@@ -64,52 +69,108 @@ class Scope:
 
 
 class Database:
+    """The two pools. `pool` is the request path's: a non-superuser, NOINHERIT app role that
+    owns nothing (sql/privileges). `admin_pool` is the owner/admin's, for DDL and operator
+    work (`admin_scope`); None when this process was given only the app role's URL.
+
+    URLs: with SUPPORT_MCP_DATABASE_ADMIN_URL, that is the admin and SUPPORT_MCP_DATABASE_URL
+    the app role. Otherwise the one URL (or the embedded server) is the admin if its user can
+    create roles, and the request path connects as `db_app_role` on the same server (created
+    and granted at start); if it cannot, it is the app role's and no DDL runs here."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.dsn: str | None = None
+        self.dsn: str | None = None  # the request path's (app role's) URL
+        self.admin_dsn: str | None = None
         self.pool: asyncpg.Pool | None = None
+        self.admin_pool: asyncpg.Pool | None = None
+        self.app_role = ""
+        self.app_password: str | None = None  # set on the app role at start (one URL only)
         self.dbtag = ""  # distinguishes role names of databases sharing one cluster
 
     async def start(self, *, migrate_global: bool = True) -> Database:
-        if self.settings.database_url is not None:
-            self.dsn = self.settings.database_url.get_secret_value()
+        s = self.settings
+        given = s.database_admin_url or s.database_url
+        if given is not None:
+            url = given.get_secret_value()
         else:
             from .embedded import start_embedded
 
-            self.dsn = await asyncio.to_thread(
-                start_embedded, self.settings.data_dir, self.settings.embedded_database
-            )
-        s = self.settings
+            url = await asyncio.to_thread(start_embedded, s.data_dir, s.embedded_database)
         try:
-            self.pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=s.db_pool_min_size,
-                max_size=s.db_pool_max_size,
-                max_queries=s.db_pool_max_queries,
-                max_inactive_connection_lifetime=s.db_pool_max_idle_seconds,
-                command_timeout=s.db_command_timeout,
-                timeout=s.db_connect_timeout,
-                init=_init_connection,
-            )
+            await self._open(url)
+            if self.admin_pool is not None:
+                async with self.admin_pool.acquire() as conn:
+                    self.dbtag = await conn.fetchval(_DBTAG_SQL)
+                if migrate_global:
+                    from .migrations import apply_global
+
+                    await apply_global(self)  # also creates and grants the app role
+            if self.pool is None:
+                self.pool = await self._create_pool(self.dsn, s.db_pool_min_size, s.db_pool_max_size)
+            async with self.pool.acquire() as conn:
+                role = await conn.fetchrow(_APP_ROLE_SQL)
+                self.dbtag = self.dbtag or await conn.fetchval(_DBTAG_SQL)
         except Exception as exc:
-            mapped = dberrors.translate(exc)
-            if mapped is None:
+            await self.close()
+            if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError) and self.app_role:
+                raise UpstreamUnavailable(
+                    f"cannot log in as the app role '{self.app_role}': allow it without a password, set "
+                    "SUPPORT_MCP_DB_APP_PASSWORD, or give its URL (see `support-mcp db grants`)") from exc
+            if isinstance(exc, SupportError) or dberrors.translate(exc) is None:
                 raise
             raise UpstreamUnavailable(
                 "cannot connect to PostgreSQL; check SUPPORT_MCP_DATABASE_URL"
             ) from exc
-        async with self.pool.acquire() as conn:
-            self.dbtag = await conn.fetchval("SELECT left(md5(current_database()), 8)")
-        if migrate_global:
-            from .migrations import apply_global
-
-            await apply_global(self)
+        if role["privileged"]:
+            await self.close()
+            raise NotPermitted(
+                f"the request path's role '{role['name']}' is a superuser, can create roles, bypasses RLS or "
+                "inherits privileges: give SUPPORT_MCP_DATABASE_URL a dedicated role (see `support-mcp db grants`)")
         return self
 
+    async def _open(self, url: str) -> None:
+        """Decide the admin and app URLs (see the class docstring); opens the admin pool."""
+        s = self.settings
+        app_url = s.database_url.get_secret_value() if s.database_admin_url and s.database_url else None
+        admin = await self._create_pool(url, 0, 4)
+        if s.database_admin_url is None and not await admin.fetchval(_CAN_CREATE_ROLES_SQL):
+            # the one URL names an unprivileged role: it is the app role's; no DDL from here
+            await admin.close()
+            self.dsn = url
+            self.pool = await self._create_pool(url, s.db_pool_min_size, s.db_pool_max_size)
+            self.app_role = await self.pool.fetchval("SELECT current_user")
+            log.info("database_no_admin", hint="migrations and provisioning need SUPPORT_MCP_DATABASE_ADMIN_URL")
+            return
+        self.admin_dsn, self.admin_pool = url, admin
+        if app_url is not None:
+            self.dsn = app_url
+            self.pool = await self._create_pool(app_url, s.db_pool_min_size, s.db_pool_max_size)
+            self.app_role = await self.pool.fetchval("SELECT current_user")
+        else:
+            self.app_role = s.db_app_role
+            self.app_password = s.db_app_password.get_secret_value() if s.db_app_password else None
+            self.dsn = privileges.as_user(url, self.app_role, self.app_password)
+
+    async def _create_pool(self, dsn: str | None, min_size: int, max_size: int) -> asyncpg.Pool:
+        s = self.settings
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=min(min_size, max_size),
+            max_size=max_size,
+            max_queries=s.db_pool_max_queries,
+            max_inactive_connection_lifetime=s.db_pool_max_idle_seconds,
+            command_timeout=s.db_command_timeout,
+            timeout=s.db_connect_timeout,
+            init=_init_connection,
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+
     async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
+        for pool in (self.pool, self.admin_pool):
+            if pool is not None:
+                await pool.close()
+        self.pool = self.admin_pool = None
 
     async def __aenter__(self) -> Database:
         return await self.start()
@@ -125,6 +186,20 @@ class Database:
         try:
             async with self.pool.acquire() as conn:
                 yield conn
+        except Exception as exc:
+            _reraise(exc)
+
+    @asynccontextmanager
+    async def admin_scope(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction as the owner/admin role: DDL, provisioning, key management, operator reads.
+        Never on the request path."""
+        if self.admin_pool is None:
+            raise NotPermitted("this needs the database owner: set SUPPORT_MCP_DATABASE_ADMIN_URL "
+                               "(this process has only the app role's URL)")
+        try:
+            async with self.admin_pool.acquire() as conn:
+                async with conn.transaction():
+                    yield conn
         except Exception as exc:
             _reraise(exc)
 

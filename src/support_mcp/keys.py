@@ -50,7 +50,7 @@ async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants
     prefix = secrets.token_hex(4)
     key = f"smk_{prefix}_{secrets.token_urlsafe(32)}"
     expires_at = datetime.now(timezone.utc) + expires_in if expires_in else None
-    async with db.global_scope() as conn:
+    async with db.admin_scope() as conn:
         row = await queries.insert_api_key(conn, name=name, prefix=prefix, key_hash=_hash(key),
                                            all_tenants=all_tenants, scopes=sorted(set(scopes)),
                                            expires_at=expires_at)
@@ -61,7 +61,7 @@ async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants
 
 
 async def list_keys(db: Database) -> list[dict[str, Any]]:
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         return [dict(r) async for r in queries.list_api_keys(conn)]
 
 
@@ -70,7 +70,7 @@ async def revoke_key(db: Database, key_id: str) -> None:
         uid = UUID(key_id)
     except ValueError:
         raise InvalidInput("key id must be the uuid shown by `keys list`") from None
-    async with db.global_scope() as conn:
+    async with db.admin_scope() as conn:
         if await queries.revoke_api_key(conn, id=uid) is None:
             raise NotFound(f"no key with id {key_id}")
 

@@ -1,6 +1,7 @@
 """Numbered migrations per schema kind (sql/global, sql/tenant), one ledger per schema.
 
-Global migrations run under an advisory lock. Tenant migrations run one transaction per
+Global migrations run as the admin under an advisory lock, followed by the app role's grants
+(sql/privileges). Tenant migrations run one transaction per
 tenant schema through the scoping point (so new objects are owned by the tenant role),
 with a short lock_timeout and retries so live requests are never queued behind them.
 """
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from . import privileges
 from .db import queries
 from .errors import MigrationFailed, SupportError
 from .logging import get_logger
@@ -102,9 +104,10 @@ async def apply_pending(
 
 async def apply_global(db: Database, migrations: list[Migration] | None = None) -> list[int]:
     migrations = load("global") if migrations is None else migrations
-    async with db.global_scope() as conn:
+    async with db.admin_scope() as conn:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _GLOBAL_LOCK)
         applied = await apply_pending(conn, migrations, GLOBAL_LEDGER)
+        await privileges.apply(conn, db.app_role, db.app_password)  # tables new or old: the app role's grants
     if applied:
         log.info("global_migrations_applied", versions=applied)
     return applied

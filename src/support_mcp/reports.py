@@ -28,7 +28,7 @@ def since_from(text: str | None) -> datetime | None:
 async def audit_rows(db: Database, *, tenant: str | None, since: datetime | None, limit: int) -> list[dict[str, Any]]:
     if tenant:
         validate_slug(tenant)
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         return [dict(r) async for r in queries.list_audit(conn, slug=tenant, since=since, limit=limit)]
 
 
@@ -49,7 +49,7 @@ class TenantStats:
 
 
 async def analytics(db: Database, *, since: datetime | None = None, concurrency: int = 4) -> list[TenantStats]:
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         tenants = [r async for r in queries.list_tenants(conn)]
         calls = {r["tenant_id"]: r async for r in queries.audit_stats(conn, since=since)}
         fb = {r["tenant_id"]: r async for r in queries.feedback_stats(conn, since=since)}

@@ -129,3 +129,20 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: JSON unless stderr is a terminal."
     )
+
+    # --- least privilege (issue 10) --------------------------------------------------------
+    database_admin_url: SecretStr | None = Field(
+        default=None,
+        description="Owner/admin URL for DDL (migrations, provisioning, backup/restore, key management). Set: "
+        "SUPPORT_MCP_DATABASE_URL is the request path's (app role's) URL. Unset: SUPPORT_MCP_DATABASE_URL (or the "
+        "embedded server) is the admin if its user can create roles, and the request path connects as db_app_role.",
+    )
+    db_app_role: str = Field(
+        default="support_mcp_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The non-superuser LOGIN role the request path connects as when the server manages it (one URL).",
+    )
+    db_app_password: SecretStr | None = Field(
+        default=None,
+        description="One URL only: the password the server sets for db_app_role and connects with. Unset: the "
+        "server must accept the app role without one (trust/peer auth, as the embedded server does).",
+    )

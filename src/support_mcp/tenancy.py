@@ -1,6 +1,7 @@
 """Tenants: naming, provisioning and registry operations.
 
-A tenant is a row in public.tenants, a schema `tenant_{slug}` and a NOLOGIN role owning it.
+A tenant is a row in public.tenants, a schema `tenant_{slug}` and a NOLOGIN role owning it
+(granted to the app role, which can only SET ROLE into it). Provisioning runs as the admin.
 This module (with backup.py) is the only code that derives schema or role names, and it only
 quotes them as identifiers after `validate_slug`. Reading and writing tenant data goes
 through `Database.tenant_scope`.
@@ -89,10 +90,11 @@ async def create_tenant(
         raise InvalidInput("webhook secret must look like whsec_...")
     tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
     schema, role = schema_name(slug), role_name(slug, db.dbtag)
-    async with db.global_scope() as conn:
+    async with db.admin_scope() as conn:
         await ensure_slug_free(conn, slug, schema, role)
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
         await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
+        await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(db.app_role)}")  # SET ROLE only: NOINHERIT
         await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
         await queries.insert_tenant(
             conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
@@ -109,13 +111,13 @@ async def create_tenant(
 
 
 async def list_tenants(db: Database) -> list[TenantInfo]:
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         return [TenantInfo.from_row(r) async for r in queries.list_tenants(conn)]
 
 
 async def get_tenant(db: Database, slug: str) -> TenantInfo:
     validate_slug(slug)
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
     if row is None:
         raise NotFound(f"unknown tenant '{slug}'")
@@ -124,7 +126,7 @@ async def get_tenant(db: Database, slug: str) -> TenantInfo:
 
 async def set_status(db: Database, slug: str, status: str) -> None:
     validate_slug(slug)
-    async with db.global_scope() as conn:
+    async with db.admin_scope() as conn:
         if await queries.set_tenant_status(conn, slug=slug, status=status) is None:
             raise NotFound(f"unknown tenant '{slug}'")
     log.info("tenant_status_changed", tenant=slug, status=status)
@@ -133,7 +135,7 @@ async def set_status(db: Database, slug: str, status: str) -> None:
 async def delete_tenant(db: Database, slug: str) -> None:
     """Drop the schema (with all its data), the role and the registry row, atomically."""
     validate_slug(slug)
-    async with db.global_scope() as conn:
+    async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
         if row is None:
             raise NotFound(f"unknown tenant '{slug}'")

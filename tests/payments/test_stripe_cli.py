@@ -33,7 +33,7 @@ async def test_connect_then_disconnect(db, make_tenant, stripe_double, connect) 
     assert bad.returncode == 1 and "acct_" in bad.stderr
     async with connect([slug]) as c:
         assert (await c.ok("lookup_charge", tenant=slug, id=ch["id"]))["amount"] == 300
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         assert await conn.fetchval("SELECT stripe_webhook_secret FROM public.tenants WHERE slug=$1", slug) \
             == "whsec_fromstdin123"
     assert _cli(db.settings, "stripe", "disconnect", slug).returncode == 0

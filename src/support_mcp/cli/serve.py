@@ -98,8 +98,8 @@ async def _serve(s: Settings, principal: Principal | None, transport: Transport,
     db = await Database(s).start()  # started once here, shared by every session
     try:
         bearer = transport is not Transport.stdio and principal is None
-        if bearer:
-            async with db.connection() as conn:
+        if bearer and db.admin_pool is not None:  # api_keys: the admin's (skipped with only the app URL)
+            async with db.admin_scope() as conn:
                 active = await queries.count_active_api_keys(conn)
             if not active and not _is_loopback(host):
                 raise NotPermitted(f"refusing to listen on {host} without API keys: create one with "

@@ -32,7 +32,7 @@ def connect(
         raise fail("the webhook secret must look like whsec_...")
 
     async def go(db: Database) -> None:
-        async with db.global_scope() as conn:
+        async with db.admin_scope() as conn:
             try:
                 row = await queries.set_tenant_stripe(conn, slug=validate_slug(slug), account=account,
                                                       secret=webhook_secret)
@@ -53,7 +53,7 @@ def disconnect(slug: str = typer.Argument(..., help="The tenant.")) -> None:
     """Remove a tenant's connected account and webhook secret (payment tools then refuse)."""
 
     async def go(db: Database) -> None:
-        async with db.global_scope() as conn:
+        async with db.admin_scope() as conn:
             if await queries.set_tenant_stripe(conn, slug=validate_slug(slug), account=None, secret=None) is None:
                 raise NotFound(f"unknown tenant '{slug}'")
 

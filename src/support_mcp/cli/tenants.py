@@ -109,7 +109,7 @@ def allow_global_docs(slug: str, off: bool = typer.Option(False, "--off", help="
     """Let the tenant's agents also search the shared global documents (search_docs include_global)."""
 
     async def go(db: Database) -> None:
-        async with db.global_scope() as conn:
+        async with db.admin_scope() as conn:
             if await queries.set_allow_global_docs(conn, slug=validate_slug(slug), allowed=not off) is None:
                 raise NotFound(f"unknown tenant '{slug}'")
 

@@ -1,0 +1,46 @@
+"""Least privilege: the request path's role and exactly what it is granted.
+
+sql/privileges/role.sql creates (or corrects) the app role; sql/privileges/grants.sql grants
+it what the request path needs. The server runs both as the admin after the global
+migrations on every start; `support-mcp db grants` prints them for a DBA.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from .errors import InvalidInput
+
+_ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def render(app_role: str, *, role: bool = True) -> str:
+    """The SQL for `app_role`: role.sql (unless role=False) then grants.sql."""
+    if not _ROLE_RE.match(app_role):
+        raise InvalidInput(f"app role name {app_role[:70]!r} must be 1-63 characters from A-Z, a-z, 0-9 and _")
+    folder = files("support_mcp.sql") / "privileges"
+    parts = (["role.sql"] if role else []) + ["grants.sql"]
+    text = "\n".join((folder / p).read_text("utf-8") for p in parts)
+    return text.replace("{app_name}", app_role).replace("{app}", f'"{app_role}"')
+
+
+async def apply(conn: asyncpg.Connection, app_role: str, password: str | None = None) -> None:
+    """Create/correct the app role and grant it (as the admin, in the caller's transaction)."""
+    await conn.execute(render(app_role))
+    if password is not None:
+        stmt = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                                   app_role, password)
+        await conn.execute(stmt)
+
+
+def as_user(dsn: str, user: str, password: str | None) -> str:
+    """The same server and database as `dsn`, connecting as `user` (with `password`, if any)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    cred = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in ("user", "password")])
+    return urlunsplit(parts._replace(netloc=f"{cred}@{host}", query=query))
