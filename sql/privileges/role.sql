@@ -12,12 +12,14 @@ EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL;  -- created at the same moment by a server on another database of this cluster
 END
 $$;
+-- An existing ordinary role (say, made by a DBA with the default INHERIT) is made NOINHERIT;
+-- one with more power is left alone, and the server refuses to serve requests through it.
 DO $$
 BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{app_name}'
-               AND (rolsuper OR rolinherit OR rolcreaterole OR rolcreatedb OR rolreplication
-                    OR rolbypassrls OR NOT rolcanlogin)) THEN
-        ALTER ROLE {app} LOGIN NOINHERIT NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS;
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{app_name}' AND rolname <> current_user
+               AND (rolinherit OR NOT rolcanlogin)
+               AND NOT (rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls)) THEN
+        ALTER ROLE {app} LOGIN NOINHERIT;
     END IF;
 END
 $$;

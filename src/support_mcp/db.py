@@ -36,8 +36,11 @@ RESERVED_SLUGS = frozenset(
 _ENTER_SQL = "SELECT public.support_mcp_enter_tenant($1, $2)"
 _DBTAG_SQL = "SELECT left(md5(current_database()), 8)"
 _CAN_CREATE_ROLES_SQL = "SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = current_user"
-_APP_ROLE_SQL = """SELECT rolname AS name, rolsuper OR rolcreaterole OR rolbypassrls OR rolinherit AS privileged
+_APP_ROLE_SQL = """SELECT rolname AS name,
+       rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls OR rolinherit AS privileged
 FROM pg_catalog.pg_roles WHERE rolname = current_user"""
+_NO_ADMIN = ("this needs the database owner: set SUPPORT_MCP_DATABASE_ADMIN_URL "
+             "(this process has only the app role's URL)")
 APPLICATION_NAME = "support-mcp"  # visible in pg_stat_activity
 
 queries: Any = aiosql.from_path(files("support_mcp.sql") / "queries", "asyncpg")
@@ -88,7 +91,9 @@ class Database:
         self.app_password: str | None = None  # set on the app role at start (one URL only)
         self.dbtag = ""  # distinguishes role names of databases sharing one cluster
 
-    async def start(self, *, migrate_global: bool = True) -> Database:
+    async def start(self, *, migrate_global: bool = True, app: bool = True) -> Database:
+        """Open the pools; as the admin, apply global migrations and the app role's grants.
+        app=False: the admin pool only (`support-mcp db grants --apply`)."""
         s = self.settings
         given = s.database_admin_url or s.database_url
         if given is not None:
@@ -106,11 +111,14 @@ class Database:
                     from .migrations import apply_global
 
                     await apply_global(self)  # also creates and grants the app role
-            if self.pool is None:
-                self.pool = await self._create_pool(self.dsn, s.db_pool_min_size, s.db_pool_max_size)
-            async with self.pool.acquire() as conn:
-                role = await conn.fetchrow(_APP_ROLE_SQL)
-                self.dbtag = self.dbtag or await conn.fetchval(_DBTAG_SQL)
+            elif not app:
+                raise NotPermitted(_NO_ADMIN)
+            if app:
+                if self.pool is None:
+                    self.pool = await self._create_pool(self.dsn, s.db_pool_min_size, s.db_pool_max_size)
+                async with self.pool.acquire() as conn:
+                    role = await conn.fetchrow(_APP_ROLE_SQL)
+                    self.dbtag = self.dbtag or await conn.fetchval(_DBTAG_SQL)
         except Exception as exc:
             await self.close()
             if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError) and self.app_role:
@@ -122,17 +130,16 @@ class Database:
             raise UpstreamUnavailable(
                 "cannot connect to PostgreSQL; check SUPPORT_MCP_DATABASE_URL"
             ) from exc
-        if role["privileged"]:
+        if app and role["privileged"]:
             await self.close()
             raise NotPermitted(
-                f"the request path's role '{role['name']}' is a superuser, can create roles, bypasses RLS or "
-                "inherits privileges: give SUPPORT_MCP_DATABASE_URL a dedicated role (see `support-mcp db grants`)")
+                f"the request path's role '{role['name']}' is a superuser, can create roles or databases, "
+                "replicates, bypasses RLS or inherits privileges: give SUPPORT_MCP_DATABASE_URL a dedicated role (see `support-mcp db grants`)")
         return self
 
     async def _open(self, url: str) -> None:
         """Decide the admin and app URLs (see the class docstring); opens the admin pool."""
         s = self.settings
-        app_url = s.database_url.get_secret_value() if s.database_admin_url and s.database_url else None
         admin = await self._create_pool(url, 0, 4)
         if s.database_admin_url is None and not await admin.fetchval(_CAN_CREATE_ROLES_SQL):
             # the one URL names an unprivileged role: it is the app role's; no DDL from here
@@ -143,10 +150,9 @@ class Database:
             log.info("database_no_admin", hint="migrations and provisioning need SUPPORT_MCP_DATABASE_ADMIN_URL")
             return
         self.admin_dsn, self.admin_pool = url, admin
-        if app_url is not None:
-            self.dsn = app_url
-            self.pool = await self._create_pool(app_url, s.db_pool_min_size, s.db_pool_max_size)
-            self.app_role = await self.pool.fetchval("SELECT current_user")
+        if s.database_admin_url is not None and s.database_url is not None:
+            self.dsn = s.database_url.get_secret_value()
+            self.app_role = privileges.url_user(self.dsn)
         else:
             self.app_role = s.db_app_role
             self.app_password = s.db_app_password.get_secret_value() if s.db_app_password else None
@@ -194,8 +200,7 @@ class Database:
         """A transaction as the owner/admin role: DDL, provisioning, key management, operator reads.
         Never on the request path."""
         if self.admin_pool is None:
-            raise NotPermitted("this needs the database owner: set SUPPORT_MCP_DATABASE_ADMIN_URL "
-                               "(this process has only the app role's URL)")
+            raise NotPermitted(_NO_ADMIN)
         try:
             async with self.admin_pool.acquire() as conn:
                 async with conn.transaction():

@@ -7,9 +7,11 @@ migrations on every start; `support-mcp db grants` prints them for a DBA.
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from importlib.resources import files
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -35,6 +37,14 @@ async def apply(conn: asyncpg.Connection, app_role: str, password: str | None = 
         stmt = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
                                    app_role, password)
         await conn.execute(stmt)
+
+
+def url_user(dsn: str) -> str:
+    """The user a URL connects as (asyncpg's defaults: PGUSER, then the OS user)."""
+    parts = urlsplit(dsn)
+    if parts.username:
+        return unquote(parts.username)
+    return dict(parse_qsl(parts.query)).get("user") or os.environ.get("PGUSER") or getpass.getuser()
 
 
 def as_user(dsn: str, user: str, password: str | None) -> str:

@@ -1,17 +1,72 @@
-"""`support-mcp migrate`."""
+"""`support-mcp migrate` and `support-mcp db grants`."""
 
 from __future__ import annotations
+
+import asyncio
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .. import migrations
+from .. import migrations, privileges
 from ..db import Database, queries
+from ..errors import SupportError
 from .common import fail, is_tty, run_with_db, settings
+
+db_app = typer.Typer(help="Database roles and privileges.", no_args_is_help=True)
+
+_HEADER = """\
+-- support-mcp: the request path's role "{role}" and exactly what it may use.
+-- Run as the owner/admin role (the user of SUPPORT_MCP_DATABASE_ADMIN_URL) in the support-mcp database.
+-- That admin owns the database and creates one role per tenant, e.g. (as a superuser):
+--   CREATE ROLE support_mcp_owner LOGIN CREATEROLE PASSWORD '...';
+--   CREATE DATABASE support_mcp OWNER support_mcp_owner;
+-- The role part can run at any time; the GRANTs need the tables (`support-mcp migrate`), and the
+-- server re-applies them as the admin on every start. Then give the app role a password:
+--   ALTER ROLE "{role}" PASSWORD '...';
+-- and set SUPPORT_MCP_DATABASE_URL to its URL, SUPPORT_MCP_DATABASE_ADMIN_URL to the admin's.
+
+"""
 
 
 def register(app: typer.Typer) -> None:
     app.command("migrate")(migrate)
+    app.add_typer(db_app, name="db")
+
+
+@db_app.command("grants")
+def grants(
+    apply: bool = typer.Option(False, "--apply", help="Also run it as the admin (after the global migrations)."),
+    role: str | None = typer.Option(None, "--role", help="The app role. Default: the user of "
+                                    "SUPPORT_MCP_DATABASE_URL when SUPPORT_MCP_DATABASE_ADMIN_URL is set, else "
+                                    "SUPPORT_MCP_DB_APP_ROLE."),
+) -> None:
+    """Print the SQL that creates the request path's role and grants it exactly what it needs."""
+    s = settings()
+    if role is None:
+        two_urls = s.database_admin_url is not None and s.database_url is not None
+        role = privileges.url_user(s.database_url.get_secret_value()) if two_urls else s.db_app_role
+    try:
+        sql = privileges.render(role)
+    except SupportError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(_HEADER.format(role=role) + sql)
+    if not apply:
+        return
+
+    async def go() -> None:
+        db = await Database(s).start(app=False)  # migrations + the configured app role's grants
+        try:
+            if role != db.app_role:
+                async with db.admin_scope() as conn:
+                    await privileges.apply(conn, role)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(go())
+    except SupportError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"-- applied: \"{role}\" exists and is granted", err=True)
 
 
 def migrate() -> None:
