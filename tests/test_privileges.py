@@ -6,11 +6,14 @@ no webhook secret and no key hash."""
 
 from __future__ import annotations
 
+import secrets
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from support_mcp import keys, privileges
+from support_mcp import keys, privileges, tenancy
 from support_mcp.db import Database
 from support_mcp.errors import NotPermitted
 from support_mcp.payments.gateway import StripeGateway
@@ -28,9 +31,9 @@ READS = {
 }
 
 
-async def _admin_user(db: Database) -> str:
-    async with db.admin_scope() as conn:
-        return await conn.fetchval("SELECT session_user")
+async def _superuser(db: Database) -> str:
+    async with db.connection() as conn:
+        return await conn.fetchval("SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY rolname LIMIT 1")
 
 
 @pytest.mark.parametrize("read", READS)
@@ -41,7 +44,7 @@ async def test_dropping_the_tenant_role_reads_nothing(db: Database, make_tenant,
     await make_key(tenants=[b])
     async with db.tenant_scope(b) as s:
         await s.conn.execute("INSERT INTO customers (name) VALUES ('victim')")
-    escape_sql = ESCAPES[escape].format(admin=await _admin_user(db))
+    escape_sql = ESCAPES[escape].format(admin=await _superuser(db))
     with pytest.raises(NotPermitted, match="permission denied"):
         async with db.tenant_scope(a) as s:
             await s.conn.execute(escape_sql)
@@ -56,7 +59,8 @@ async def test_request_pool_role_is_unprivileged(db: Database) -> None:
             " FROM pg_roles r WHERE r.rolname = current_user")
         owned = await conn.fetchval(
             "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)")
-    assert row["rolname"] == db.app_role and row["rolname"] != await _admin_user(db)
+    async with db.admin_scope() as conn:
+        assert row["rolname"] == db.app_role != await conn.fetchval("SELECT session_user")
     assert not (row["rolsuper"] or row["rolcreaterole"] or row["rolcreatedb"] or row["rolinherit"]
                 or row["rolbypassrls"])
     assert owned == 0
@@ -129,3 +133,38 @@ def test_rendered_sql_names_the_role_and_never_grants_the_secrets() -> None:
     assert "stripe_webhook_secret" not in grants.split("GRANT SELECT", 1)[1].split("ON public.tenants")[0]
     with pytest.raises(Exception, match="app role name"):
         privileges.render('x"; DROP ROLE postgres; --')
+
+
+async def test_an_admin_that_is_no_superuser_runs_everything(db: Database) -> None:
+    """The documented minimum for an external PostgreSQL: the admin owns the database and has
+    CREATEROLE (PostgreSQL 15 and 16 differ here), the app role is created by `db grants`."""
+    suffix = secrets.token_hex(4)
+    owner, dbname = f"sm_owner_{suffix}", f"sm_owned_{suffix}"
+    boot = await asyncpg.connect(db.admin_dsn)
+    try:
+        await boot.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
+        await boot.execute(f'CREATE DATABASE "{dbname}" OWNER "{owner}"')
+        url = urlunsplit(urlsplit(privileges.as_user(db.admin_dsn, owner, None))._replace(path=f"/{dbname}"))
+        own = await Database(db.settings.model_copy(update={"database_url": SecretStr(url),
+                                                            "database_admin_url": None})).start()
+        try:
+            slug = f"own_{suffix}"
+            await tenancy.create_tenant(own, slug, "Owned", stripe_webhook_secret="whsec_owned")
+            key = (await keys.create_key(own, "k", tenants=[slug], all_tenants=False, scopes=["read"])).key
+            assert (await keys.KeyVerifier(own, ttl=0).principal(key)).tenants == frozenset({slug})
+            async with own.tenant_scope(slug) as s:
+                assert await s.conn.fetchval("SELECT current_user") == f"tn_{own.dbtag}_{slug}"
+            with pytest.raises(NotPermitted):
+                async with own.tenant_scope(slug) as s:
+                    await s.conn.execute("RESET ROLE")
+                    await s.conn.fetch('SELECT * FROM "global".api_keys')
+            await tenancy.delete_tenant(own, slug)
+        finally:
+            await own.close()
+    finally:
+        await boot.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        tag = await boot.fetchval("SELECT left(md5($1), 8)", dbname)
+        for (role,) in await boot.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"tn\\_{tag}\\_%"):
+            await boot.execute(f'DROP ROLE "{role}"')
+        await boot.execute(f'DROP ROLE IF EXISTS "{owner}"')
+        await boot.close()
