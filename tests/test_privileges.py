@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from support_mcp import keys, privileges, tenancy
+from support_mcp import keys, tenancy
 from support_mcp.db import Database
 from support_mcp.errors import NotPermitted
 from support_mcp.payments.gateway import StripeGateway
@@ -126,6 +126,8 @@ async def test_app_url_alone_and_with_admin_url(db: Database, make_tenant) -> No
 
 
 def test_rendered_sql_names_the_role_and_never_grants_the_secrets() -> None:
+    from support_mcp import privileges
+
     sql = privileges.render("app_x")
     assert 'CREATE ROLE "app_x" LOGIN NOINHERIT' in sql and "{app" not in sql
     grants = privileges.render("app_x", role=False)
@@ -138,6 +140,8 @@ def test_rendered_sql_names_the_role_and_never_grants_the_secrets() -> None:
 async def test_an_admin_that_is_no_superuser_runs_everything(db: Database) -> None:
     """The documented minimum for an external PostgreSQL: the admin owns the database and has
     CREATEROLE (PostgreSQL 15 and 16 differ here), the app role is created by `db grants`."""
+    from support_mcp import privileges
+
     suffix = secrets.token_hex(4)
     owner, dbname = f"sm_owner_{suffix}", f"sm_owned_{suffix}"
     boot = await asyncpg.connect(db.admin_dsn)
