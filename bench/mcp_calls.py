@@ -128,7 +128,7 @@ async def seed(db: Database, slugs: list[str]) -> None:
     if R in slugs:
         async with db.tenant_scope(R) as sc:
             await sc.conn.executemany(INS_TICKET, [(CUSTOMER, f"Ticket {i}") for i in range(200)])
-        async with db.global_scope() as c:  # raw baseline: one plain schema owned by the app user
+        async with db.admin_scope() as c:  # raw baseline: one plain schema owned by the admin
             await c.execute("CREATE SCHEMA bench_single; SET LOCAL search_path = bench_single")
             await c.execute(migrations.load("tenant")[0].sql)
             await c.execute(INS_CUSTOMER, CUSTOMER)
@@ -280,7 +280,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             slugs, t0 = [f"tp{i:05d}" for i in range(n_ten)], now()
             await seed(db, slugs)
             res["provision_s"] = now() - t0
-            raw = await asyncpg.create_pool(db.dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
+            raw = await asyncpg.create_pool(db.admin_dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
                                             server_settings={"search_path": "bench_single"})
             log(f"3. throughput: {CONC} workers, {secs:.0f} s per mode in {t_rounds} rounds")
             res["throughput"] = await throughput(db, raw, url, http.pid, slugs, secs, t_rounds, t_warm)

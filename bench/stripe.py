@@ -386,10 +386,10 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                                         "SUPPORT_MCP_STRIPE_API_BASE": dbl["base_url"],
                                         "SUPPORT_MCP_STRIPE_MAX_NETWORK_RETRIES": "0"}
                 http, port = await start_http(env, st.data_dir)
-                async with db.global_scope() as c:
+                async with db.admin_scope() as c:
                     await c.execute("CREATE SCHEMA bench_raw; CREATE TABLE bench_raw.events "
                                     "(id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
-                raw = await asyncpg.create_pool(db.dsn, min_size=CONC, max_size=CONC)
+                raw = await asyncpg.create_pool(db.admin_dsn, min_size=CONC, max_size=CONC)
                 items = deliveries(dbl, secrets_, 3 * n_ev + w_warm, rng)
                 res["verify_json"] = verify_rate(items, secrets_)
                 log(f"   {n_ev} deliveries per mode (+{w_warm} warm-up) to {n_ten} tenants, {CONC} concurrent, "

@@ -50,8 +50,8 @@ async def seed_customer(db: Database, s: str) -> None:
 
 
 async def plain_schema(db: Database, name: str, seed: bool = False) -> None:
-    """A schema owned by the app user with the whole tenant template: no role, registry, ledger."""
-    async with db.global_scope() as c:
+    """A schema owned by the admin with the whole tenant template: no role, registry, ledger."""
+    async with db.admin_scope() as c:
         await c.execute(f"CREATE SCHEMA {name}; SET LOCAL search_path = {name}")
         await c.execute(";\n".join(m.sql for m in TEMPLATE))
         if seed:
@@ -70,7 +70,7 @@ async def provision_measured(db: Database, n: int) -> dict[str, Any]:
             t0 = now()
             await plain_schema(db, "bench_bare")
             bare.append(now() - t0)
-            async with db.connection() as c:
+            async with db.admin_scope() as c:
                 await c.execute("DROP SCHEMA bench_bare CASCADE")
         if (i + 1) % 250 == 0:
             log(f"  provisioned {i + 1}/{n}")
@@ -143,7 +143,7 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
                              workers: int = 4) -> dict[str, Any]:
     """Scoped reads: before_s of baseline, then during migrate_all on its own pool (as the CLI)."""
     s = db.settings.model_copy(update={
-        "database_url": SecretStr(db.dsn or ""), "db_pool_min_size": 1,
+        "database_url": SecretStr(db.admin_dsn or ""), "db_pool_min_size": 1,
         "db_pool_max_size": db.settings.migrate_concurrency})
     mdb = await Database(s).start()
 
@@ -184,7 +184,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             await plain_schema(db, "bench_single", seed=True)  # the raw baseline's table set
             cfg["db_pool_max_queries"] = st.db_pool_max_queries
             raw = await asyncpg.create_pool(
-                db.dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
+                db.admin_dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
                 max_inactive_connection_lifetime=st.db_pool_max_idle_seconds,
                 server_settings={"search_path": "bench_single"})
             cfg["server_version"] = await raw.fetchval("SHOW server_version")
