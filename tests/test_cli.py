@@ -89,3 +89,26 @@ def test_demo_runs_a_real_stdio_session(cli_env) -> None:
     snippet = json.loads(out[out.index('{\n  "mcpServers"'):])
     assert snippet["mcpServers"]["support-mcp"]["args"][-3:] == ["serve", "--tenant", "acme"]
     assert "Traceback" not in proc.stderr
+
+
+async def test_db_grants_prints_and_applies_the_app_role_sql(cli_env, db) -> None:
+    import asyncio
+    import secrets
+
+    code, out, _ = _run("db", "grants")
+    assert code == 0 and 'CREATE ROLE "support_mcp_app" LOGIN NOINHERIT' in out
+    assert "GRANT EXECUTE ON FUNCTION" in out and "stripe_webhook_secret" not in out.split("GRANT SELECT")[1][:400]
+    role = f"sm_probe_{secrets.token_hex(4)}"
+    code, _, err = await asyncio.to_thread(_run, "db", "grants", "--apply", "--role", role)
+    try:
+        assert code == 0, err
+        async with db.admin_scope() as conn:
+            row = await conn.fetchrow("SELECT rolsuper, rolinherit, rolcanlogin FROM pg_roles WHERE rolname = $1", role)
+            assert tuple(row) == (False, False, True)
+            assert await conn.fetchval("SELECT has_function_privilege($1, 'public.support_mcp_key_by_prefix(text)',"
+                                       " 'EXECUTE')", role)
+            assert not await conn.fetchval("SELECT has_table_privilege($1, 'global.api_keys', 'SELECT')", role)
+    finally:
+        async with db.admin_scope() as conn:
+            await conn.execute(f'DROP OWNED BY "{role}"')
+            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
