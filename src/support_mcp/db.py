@@ -134,22 +134,24 @@ class Database:
             await self.close()
             raise NotPermitted(
                 f"the request path's role '{role['name']}' is a superuser, can create roles or databases, "
-                "replicates, bypasses RLS or inherits privileges: give SUPPORT_MCP_DATABASE_URL a dedicated role (see `support-mcp db grants`)")
+                "replicates, bypasses RLS or inherits privileges: give SUPPORT_MCP_DATABASE_URL a dedicated "
+                "role (see `support-mcp db grants`)")
         return self
 
     async def _open(self, url: str) -> None:
         """Decide the admin and app URLs (see the class docstring); opens the admin pool."""
         s = self.settings
-        admin = await self._create_pool(url, 0, 4)
-        if s.database_admin_url is None and not await admin.fetchval(_CAN_CREATE_ROLES_SQL):
+        self.admin_pool = await self._create_pool(url, 0, 4)
+        if s.database_admin_url is None and not await self.admin_pool.fetchval(_CAN_CREATE_ROLES_SQL):
             # the one URL names an unprivileged role: it is the app role's; no DDL from here
-            await admin.close()
+            await self.admin_pool.close()
+            self.admin_pool = None
             self.dsn = url
             self.pool = await self._create_pool(url, s.db_pool_min_size, s.db_pool_max_size)
             self.app_role = await self.pool.fetchval("SELECT current_user")
             log.info("database_no_admin", hint="migrations and provisioning need SUPPORT_MCP_DATABASE_ADMIN_URL")
             return
-        self.admin_dsn, self.admin_pool = url, admin
+        self.admin_dsn = url
         if s.database_admin_url is not None and s.database_url is not None:
             self.dsn = s.database_url.get_secret_value()
             self.app_role = privileges.url_user(self.dsn)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import asyncpg
 
-from .errors import InvalidInput
+from .errors import InvalidInput, MigrationFailed
 
 _ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -32,11 +32,15 @@ def render(app_role: str, *, role: bool = True) -> str:
 
 async def apply(conn: asyncpg.Connection, app_role: str, password: str | None = None) -> None:
     """Create/correct the app role and grant it (as the admin, in the caller's transaction)."""
-    await conn.execute(render(app_role))
-    if password is not None:
-        stmt = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-                                   app_role, password)
-        await conn.execute(stmt)
+    try:
+        await conn.execute(render(app_role))
+        if password is not None:
+            stmt = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                                       app_role, password)
+            await conn.execute(stmt)
+    except asyncpg.PostgresError as exc:
+        raise MigrationFailed(f"creating or granting the app role '{app_role}' failed: "
+                              f"{str(exc).splitlines()[0][:200]} (see `support-mcp db grants`)") from exc
 
 
 def url_user(dsn: str) -> str:
