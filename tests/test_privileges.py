@@ -172,3 +172,19 @@ async def test_an_admin_that_is_no_superuser_runs_everything(db: Database) -> No
             await boot.execute(f'DROP ROLE "{role}"')
         await boot.execute(f'DROP ROLE IF EXISTS "{owner}"')
         await boot.close()
+
+
+async def test_a_session_level_set_role_does_not_outlive_the_scope(db: Database, make_tenant) -> None:
+    a, b = await make_tenant("pr"), await make_tenant("pr")
+    async with db.tenant_scope(a) as s:
+        await s.conn.execute(f'SET ROLE "tn_{db.dbtag}_{b}"')  # not LOCAL: survives the commit
+        await s.conn.execute("SELECT set_config('search_path', 'pg_catalog', false)")
+    # every pooled connection (the one above among them) is back to the app role
+    assert db.pool is not None
+    held = [await db.pool.acquire() for _ in range(db.pool.get_max_size())]
+    try:
+        back = {await c.fetchval("SELECT current_user = session_user") for c in held}
+    finally:
+        for c in held:
+            await db.pool.release(c)
+    assert back == {True}

@@ -172,6 +172,7 @@ class Database:
             timeout=s.db_connect_timeout,
             init=_init_connection,
             server_settings={"application_name": APPLICATION_NAME},
+            connection_class=_Connection,
         )
 
     async def close(self) -> None:
@@ -241,6 +242,15 @@ class Database:
         except Exception as exc:
             _reraise(exc, slug)
         return Scope(conn, tenant_id, slug)
+
+
+class _Connection(asyncpg.Connection):
+    """The pool's reset on release is RESET ALL, which leaves a session-level SET ROLE in place
+    (SQL run inside a tenant transaction could leave the connection as another role): drop it
+    too, in the same round trip."""
+
+    def get_reset_query(self) -> str:
+        return super().get_reset_query() + "\nRESET ROLE;"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
