@@ -129,3 +129,10 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: JSON unless stderr is a terminal."
     )
+
+    # --- confirmation of destructive tools (issue 10) ------------------------------------
+    confirm_fallback: bool = Field(
+        default=False, description="on: destructive tools also accept the `confirm` argument (repeating the "
+        "target's id) from clients that cannot show confirmation dialogs. The model can fill that argument in "
+        "by itself, so it is off by default; per key: `keys create --allow-confirm-argument`.",
+    )
