@@ -173,3 +173,19 @@ async def test_every_destructive_tool_confirms_through_the_helper(db) -> None:
         source = resolvers[0].__code__.co_names
         assert "ask" in source, f"{name}'s resolver must go through support_mcp.confirm.ask"
         assert Context  # the resolver receives the Context (checked by the SDK at registration)
+
+
+async def test_a_dialog_round_is_audited_as_input_required(connect_key, make_key, make_tenant, db) -> None:
+    from support_mcp import reports
+
+    a = await make_tenant("cr")
+    name = f"dialog-{secrets.token_hex(3)}"
+    _, callback = _dialog("accept", {"confirm": True})
+    key = await make_key([a], scopes=ALL_SCOPES, name=name)
+    async with connect_key(key, elicitation_callback=callback) as c:
+        t = await c.ok("create_ticket", tenant=a, subject="s", description="d", customer_email="r@x.test")
+        await c.ok("delete_ticket", tenant=a, ticket=t["id"])
+    rows = await reports.audit_rows(db, tenant=None, since=None, limit=100_000)
+    mine = sorted((r["tool"], r["outcome"]) for r in rows if r["principal"] == f"key:{name}")
+    # the protocol's input_required round (the question) and the call that carries the answer
+    assert mine == [("create_ticket", "ok"), ("delete_ticket", "input_required"), ("delete_ticket", "ok")]

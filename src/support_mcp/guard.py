@@ -137,6 +137,8 @@ class Guard:
             outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal"
             raise
         finally:
+            if outcome is None and isinstance(result, dict) and "inputRequests" in result:
+                outcome = "input_required"  # a round that asks the user (a dialog); the answer is the next request
             if outcome is None:
                 is_error = bool(getattr(result, "is_error", False)
                                 or (isinstance(result, dict) and result.get("isError")))
