@@ -163,7 +163,8 @@ class Caller:
 
 @pytest.fixture
 def connect(db: Database, kb):
-    """`async with connect(tenants=[...]) as c:` (or all_tenants=True) -> Caller over mcp.Client."""
+    """`async with connect(tenants=[...], **settings_overrides) as c:` (or all_tenants=True) -> Caller
+    over mcp.Client."""
     from contextlib import asynccontextmanager
 
     import mcp
@@ -172,8 +173,10 @@ def connect(db: Database, kb):
     from support_mcp.server import build_server
 
     @asynccontextmanager
-    async def _connect(tenants: list[str] | None = None, all_tenants: bool = False, principal=None):  # noqa: ANN001
-        server = build_server(db.settings, principal or Principal.operator(tenants, all_tenants), db=db, kb=kb)
+    async def _connect(tenants: list[str] | None = None, all_tenants: bool = False, principal=None,  # noqa: ANN001
+                       **overrides: object):
+        s = db.settings.model_copy(update=overrides) if overrides else db.settings
+        server = build_server(s, principal or Principal.operator(tenants, all_tenants), db=db, kb=kb)
         async with mcp.Client(server) as client:
             yield Caller(client)
 
@@ -182,13 +185,16 @@ def connect(db: Database, kb):
 
 @pytest.fixture
 def make_key(db: Database):
-    """Create an API key: `await make_key(tenants=[...] | all_tenants=True, scopes=[...], expires_in=...)`."""
+    """Create an API key: `await make_key(tenants=[...] | all_tenants=True, scopes=[...], expires_in=...,
+    allow_confirm_argument=...)`."""
     from support_mcp import keys
 
     async def make(tenants: list[str] | None = None, all_tenants: bool = False,
-                   scopes: list[str] = ("read", "write"), expires_in=None, name: str = "test") -> str:  # noqa: ANN001
+                   scopes: list[str] = ("read", "write"), expires_in=None, name: str = "test",  # noqa: ANN001
+                   allow_confirm_argument: bool = False) -> str:
         created = await keys.create_key(db, name, tenants=tenants or [], all_tenants=all_tenants,
-                                        scopes=list(scopes), expires_in=expires_in)
+                                        scopes=list(scopes), expires_in=expires_in,
+                                        allow_confirm_argument=allow_confirm_argument)
         return created.key
 
     return make

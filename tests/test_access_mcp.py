@@ -92,7 +92,7 @@ async def test_rate_limit_per_key(connect_key, make_tenant, make_key) -> None:
 async def test_delete_needs_admin_and_confirmation(connect_key, make_tenant, make_key) -> None:
     a = await make_tenant("dl")
     key = await make_key(tenants=[a], scopes=["read", "write", "admin"])
-    async with connect_key(key) as c:
+    async with connect_key(key, confirm_fallback=True) as c:  # the operator allows the confirm argument
         t = await c.ok("create_ticket", tenant=a, subject="to delete", description="d", customer_email="d@x.test")
         ref = f"#{t['number']}"
         preview = await c.ok("delete_ticket", tenant=a, ticket=ref, dry_run=True)

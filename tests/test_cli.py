@@ -112,3 +112,15 @@ async def test_db_grants_prints_and_applies_the_app_role_sql(cli_env, db) -> Non
         async with db.admin_scope() as conn:
             await conn.execute(f'DROP OWNED BY "{role}"')
             await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+def test_keys_create_can_allow_the_confirm_argument(cli_env, unique_slug) -> None:
+    slug = unique_slug("clk")
+    assert _run("tenants", "create", slug, "--name", "Keys Co")[0] == 0
+    names = {flag: unique_slug("key") for flag in (True, False)}
+    for flag, name in names.items():
+        args = ["keys", "create", "--name", name, "--tenant", slug, "--scope", "admin"]
+        code, out, _ = _run(*args, *(["--allow-confirm-argument"] if flag else []))
+        assert code == 0 and out.strip().splitlines()[-1].startswith("smk_")
+    listed = {k["name"]: k for k in json.loads(_run("keys", "list", "--json")[1])}
+    assert listed[names[True]]["allow_confirm_argument"] is True
+    assert listed[names[False]]["allow_confirm_argument"] is False
+    assert _run("keys", "list")[0] == 0

@@ -4,15 +4,33 @@ from typing import Annotated
 from uuid import UUID
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.resolve import Resolve
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import Field
 
+from support_mcp.confirm import Approval, NotAsked, Outcome, ask, confirmation
 from support_mcp.desk.refs import decode_cursor, encode_cursor
-from support_mcp.errors import ConfirmationRequired, NotFound
+from support_mcp.errors import NotFound
 from support_mcp.kb.models import DocumentInfo, DocumentList, IngestResult, SearchResults
 from support_mcp.toolkit import TenantArg, app_of, authorize, tool
 
-from .admin import ConfirmDelete, confirm_document_delete
+from .admin import CONFIRM_HELP
+
+
+def _document_uuid(document_id: str) -> UUID:
+    try:
+        return UUID(document_id.strip())
+    except ValueError:
+        raise NotFound(f"document {document_id[:64]} not found") from None
+
+
+async def confirm_document_delete(ctx: Context, tenant: str, document_id: str, confirm: str | None,
+                                  dry_run: bool) -> NotAsked | Elicit[Approval]:
+    async def question() -> str:
+        info = await app_of(ctx).kb.get_document(tenant, _document_uuid(document_id))  # authorized by ask()
+        return (f"Delete the knowledge-base document {info.id} of '{tenant}' and all its passages? "
+                "This cannot be undone.")
+
+    return await ask(ctx, tenant, dry_run=dry_run, confirm=confirm, question=question)
 
 
 def register(server: MCPServer) -> None:
@@ -70,24 +88,19 @@ def register(server: MCPServer) -> None:
         tenant: TenantArg,
         document_id: Annotated[str, Field(description="The document's id.", min_length=1, max_length=64)],
         ctx: Context,
-        approval: Annotated[ConfirmDelete, Resolve(confirm_document_delete)],
-        confirm: Annotated[str | None, Field(description="Repeat the document id to confirm.", max_length=64)] = None,
+        approval: Annotated[Outcome, Resolve(confirm_document_delete)],
+        confirm: Annotated[str | None, Field(description=CONFIRM_HELP.format(what="the document id"),
+                                             max_length=64)] = None,
         dry_run: Annotated[bool, Field(description="Only show what would be deleted.")] = False,
     ) -> DocumentInfo:
         """Remove a document and its passages from the tenant's knowledge base (admin scope, confirmed)."""
         authorize(ctx, tenant)
         kb = app_of(ctx).kb
-        try:
-            doc_uuid = UUID(document_id.strip())
-        except ValueError:
-            raise NotFound(f"document {document_id[:64]} not found") from None
+        doc_uuid = _document_uuid(document_id)
         info = await kb.get_document(tenant, doc_uuid)
         if dry_run:
             return info
-        if confirm is not None and confirm.strip() != str(doc_uuid):
-            raise ConfirmationRequired(f"confirm must repeat the document id {doc_uuid}")
-        if confirm is None and not approval.confirm:
-            raise ConfirmationRequired(f"deleting document '{info.title[:80]}' cannot be undone: call again with "
-                                       f"confirm='{doc_uuid}' (or dry_run=true to preview)")
+        confirmation(ctx, approval, confirm).require(action=f"deleting document {doc_uuid}",
+                                                     accepts=(str(doc_uuid),), example=str(doc_uuid))
         await kb.delete_document(tenant, doc_uuid)
         return info

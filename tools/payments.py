@@ -3,42 +3,32 @@
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from support_mcp import access
-from support_mcp.errors import SupportError
+from support_mcp.confirm import Approval, NotAsked, Outcome, ask, confirmation
 from support_mcp.guard import current_principal
 from support_mcp.payments import refunds, service
 from support_mcp.payments.models import ChargeInfo, ChargeList, DisputeList, DisputeStatus, RefundReason, RefundResult, money
 from support_mcp.toolkit import TenantArg, app_of, stripe_for, tool
+
+from .admin import CONFIRM_HELP
 
 PaymentRef = Annotated[str, Field(description="A charge id (ch_...) or a PaymentIntent id (pi_...; its latest charge).",
                                   min_length=4, max_length=80)]
 Limit = Annotated[int, Field(description="Page size (1-100).", ge=1, le=100)]
 
 
-class ConfirmRefund(BaseModel):
-    confirm: bool = Field(description="Yes: send this refund to the customer. It cannot be undone.")
-
-
 async def confirm_refund(ctx: Context, tenant: str, charge: str, amount: int | None, confirm: str | None,
-                         dry_run: bool) -> ConfirmRefund | Elicit[ConfirmRefund]:
-    """Ask the user (when the client can show a dialog and no `confirm` was given), naming the
-    exact amount; otherwise the tool checks `confirm` itself."""
-    caps = ctx.client_capabilities
-    if dry_run or confirm is not None or caps is None or caps.elicitation is None:
-        return ConfirmRefund(confirm=False)
-    try:
-        access.authorize(current_principal(), tenant, "refund")  # never ask about a tenant the caller can't use
-        stripe = await app_of(ctx).stripe.for_tenant(tenant)
-        ch = await service.resolve_charge(stripe, charge)
-    except SupportError as exc:
-        raise ToolError(str(exc)) from None
-    value = amount if amount is not None else service.refundable(ch)
-    return Elicit(f"Refund {money(value, ch['currency'])} of charge {ch['id']} (paid "
-                  f"{money(ch['amount'], ch['currency'])}) for '{tenant}'? This cannot be undone.", ConfirmRefund)
+                         dry_run: bool) -> NotAsked | Elicit[Approval]:
+    """The dialog names the exact amount and charge (looked up through the Stripe scoping point)."""
+    async def question() -> str:
+        ch = await service.resolve_charge(await stripe_for(ctx, tenant), charge)
+        value = amount if amount is not None else service.refundable(ch)
+        return (f"Refund {money(value, ch['currency'])} of charge {ch['id']} (paid "
+                f"{money(ch['amount'], ch['currency'])}) for '{tenant}'? This cannot be undone.")
+
+    return await ask(ctx, tenant, dry_run=dry_run, confirm=confirm, question=question)
 
 
 def register(server: MCPServer) -> None:
@@ -81,7 +71,7 @@ def register(server: MCPServer) -> None:
         charge: PaymentRef,
         reason: Annotated[RefundReason, Field(description="Why: requested_by_customer, duplicate or fraudulent.")],
         ctx: Context,
-        approval: Annotated[ConfirmRefund, Resolve(confirm_refund)],
+        approval: Annotated[Outcome, Resolve(confirm_refund)],
         amount: Annotated[int | None, Field(description="Amount in the currency's smallest unit (2500 = 25.00 USD), "
                                             "as lookup_charge shows it. Omit for everything still refundable.",
                                             gt=0, le=99_999_999_999)] = None,
@@ -91,9 +81,8 @@ def register(server: MCPServer) -> None:
             description="Your id for this refund request. Repeating a call with the same charge, amount, reason "
             "and request_id never refunds twice; use a new request_id to refund the same amount again on purpose.",
             min_length=1, max_length=100)] = None,
-        confirm: Annotated[str | None, Field(
-            description="Repeat the charge id to confirm (needed when your client cannot show a confirmation "
-            "dialog). Ask the user first.", max_length=80)] = None,
+        confirm: Annotated[str | None, Field(description=CONFIRM_HELP.format(what="the charge id"),
+                                             max_length=80)] = None,
         dry_run: Annotated[bool, Field(description="Only check the refund and show what it would do.")] = False,
     ) -> RefundResult:
         """Refund a charge on the tenant's Stripe account (needs the refund scope and a confirmation).
@@ -101,4 +90,4 @@ def register(server: MCPServer) -> None:
         stripe = await stripe_for(ctx, tenant)
         return await refunds.create_refund(
             stripe, app_of(ctx).db, charge=charge, amount=amount, reason=reason, ticket=ticket, request_id=request_id,
-            confirm=confirm, approved=approval.confirm, dry_run=dry_run, requested_by=current_principal().name)
+            approval=confirmation(ctx, approval, confirm), dry_run=dry_run, requested_by=current_principal().name)

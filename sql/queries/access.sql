@@ -1,9 +1,9 @@
 -- API keys and grants (schema "global"). Key management runs as the admin; the request path
 -- (app role) only verifies and touches keys, through functions.
 
--- name: insert-api-key(name, prefix, key_hash, all_tenants, scopes, expires_at)^
-INSERT INTO "global".api_keys (name, prefix, key_hash, all_tenants, scopes, expires_at)
-VALUES (:name, :prefix, :key_hash, :all_tenants, :scopes, :expires_at)
+-- name: insert-api-key(name, prefix, key_hash, all_tenants, scopes, expires_at, allow_confirm_argument)^
+INSERT INTO "global".api_keys (name, prefix, key_hash, all_tenants, scopes, expires_at, allow_confirm_argument)
+VALUES (:name, :prefix, :key_hash, :all_tenants, :scopes, :expires_at, :allow_confirm_argument)
 RETURNING id, name, prefix, all_tenants, scopes, expires_at, created_at;
 
 -- name: grant-api-key-tenant(key_id, slug)$
@@ -12,13 +12,13 @@ SELECT :key_id, id FROM public.tenants WHERE slug = :slug
 RETURNING tenant_id;
 
 -- name: get-api-key-by-prefix(prefix)^
--- The request path (app role) cannot read api_keys: a SECURITY DEFINER function (sql/global/0005).
-SELECT id, name, key_hash, all_tenants, scopes, expires_at, revoked_at, tenants
+-- The request path (app role) cannot read api_keys: a SECURITY DEFINER function (sql/global/0005, 0007).
+SELECT id, name, key_hash, all_tenants, scopes, expires_at, revoked_at, allow_confirm_argument, tenants
 FROM public.support_mcp_key_by_prefix(:prefix);
 
 -- name: list-api-keys()
 SELECT k.id, k.name, k.prefix, k.all_tenants, k.scopes, k.expires_at, k.last_used_at, k.revoked_at,
-       k.created_at,
+       k.created_at, k.allow_confirm_argument,
        ARRAY(SELECT t.slug FROM "global".api_key_tenants g JOIN public.tenants t ON t.id = g.tenant_id
              WHERE g.key_id = k.id ORDER BY t.slug) AS tenants
 FROM "global".api_keys k

@@ -21,6 +21,7 @@ class Principal:
     tenants: frozenset[str] | None
     scopes: frozenset[str] = field(default_factory=lambda: frozenset(SCOPES))
     key_id: str | None = None
+    allow_confirm_argument: bool = False  # may confirm destructive tools with the `confirm` argument
 
     @classmethod
     def operator(cls, tenants: list[str] | None, all_tenants: bool) -> Principal:

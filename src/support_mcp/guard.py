@@ -1,9 +1,15 @@
-"""The request guard (ServerMiddleware): establishes the caller of every request, then for
-tools/call enforces the rate limit, read-only mode and argument validation, and writes one
-audit row per call, allowed or refused. tools/list shows only what the caller may use."""
+"""The request guard (ServerMiddleware): one gate for every request kind that reaches tenant
+data. It establishes the caller, then for tools/call, resources/read and prompts/get enforces
+the scope (a tool's own; `read` for resources and prompts), read-only mode, the rate limit and
+(for tools) argument validation, and writes exactly one audit row per request, allowed or
+refused. Audit `tool` column: the tool name, `resource:<template name>` (e.g. `resource:ticket`)
+or `prompt:<name>` (e.g. `prompt:draft_reply`). Listings (tools/list, resources/list,
+resources/templates/list, prompts/list) need an identified caller; tools/list shows only what
+the caller may use."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -24,8 +30,12 @@ from .validation import summarize
 _principal: ContextVar[Principal | None] = ContextVar("support_mcp_principal", default=None)
 _call: ContextVar[dict[str, Any] | None] = ContextVar("support_mcp_call", default=None)
 
-# Requests that reach tenant data: the caller must be established for each of them.
+# Requests that reach tenant data: caller check, scope, rate limit and one audit row each.
 _DATA_METHODS = {"tools/call", "resources/read", "prompts/get"}
+# Listings of static metadata: the caller must be identified (nothing else is spent on them).
+_LIST_METHODS = {"tools/list", "resources/list", "resources/templates/list", "prompts/list"}
+#: the scope resources and prompts need (they read tenant data)
+READ_SCOPE = "read"
 
 #: tool name -> (kind, scope or None); filled by toolkit.tool
 TOOL_POLICY: dict[str, tuple[str, str | None]] = {}
@@ -45,6 +55,12 @@ def note_call(**info: Any) -> None:
         current.update(info)
 
 
+def request_scope() -> str | None:
+    """The scope the guard requires for the current request (None outside a guarded request)."""
+    current = _call.get()
+    return current.get("scope") if current is not None else None
+
+
 def _error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
@@ -58,8 +74,8 @@ class Guard:
         self.app, self.minimal = app, minimal
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> HandlerResult:
-        if ctx.method not in _DATA_METHODS and ctx.method != "tools/list":
-            return await call_next(ctx)  # handshake, discovery, listings of static metadata
+        if ctx.method not in _DATA_METHODS and ctx.method not in _LIST_METHODS:
+            return await call_next(ctx)  # handshake, discovery, pings, notifications
         started = time.perf_counter()
         info: dict[str, Any] = {}
         p_token, c_token = _principal.set(None), _call.set(info)
@@ -71,54 +87,103 @@ class Guard:
             except SupportError as exc:
                 refusal = exc
             _principal.set(principal)
-            if ctx.method == "tools/list":
-                return self._visible(await call_next(ctx), principal)
-            if ctx.method == "tools/call" and not self.minimal:
-                return await self._tool_call(ctx, call_next, principal, refusal, info, started)
-            if refusal is not None:
-                raise MCPError(INVALID_REQUEST, str(refusal))
-            return await call_next(ctx)
+            if ctx.method in _LIST_METHODS:
+                if refusal is not None:
+                    raise MCPError(INVALID_REQUEST, str(refusal))
+                result = await call_next(ctx)
+                return self._visible(result, principal) if ctx.method == "tools/list" else result
+            if self.minimal:
+                if refusal is not None:
+                    raise MCPError(INVALID_REQUEST, str(refusal))
+                return await call_next(ctx)
+            return await self._data_request(ctx, call_next, principal, refusal, info, started)
         finally:
             _principal.reset(p_token)
             _call.reset(c_token)
 
-    async def _tool_call(self, ctx: Any, call_next: CallNext, principal: Principal | None,
-                         refusal: SupportError | None, info: dict[str, Any], started: float) -> HandlerResult:
+    async def _data_request(self, ctx: Any, call_next: CallNext, principal: Principal | None,
+                            refusal: SupportError | None, info: dict[str, Any], started: float) -> HandlerResult:
+        """tools/call, resources/read, prompts/get: the same checks and one audit row each.
+        A refused tool call answers an is_error result; a refused read or prompt a one-line
+        protocol error (those are the only error shapes their clients understand)."""
         params = ctx.params if isinstance(ctx.params, dict) else {}
-        name = str(params.get("name", ""))[:100]
-        arguments = params.get("arguments") or {}
+        is_tool = ctx.method == "tools/call"
+        name, arguments, tenant, scope, kind = self._describe(ctx.method, params)
+        info["scope"] = scope
         result: HandlerResult = None
+        outcome: str | None = None
         try:
             if refusal is not None:
                 raise refusal
             assert principal is not None
             self.app.check_rate(principal)
-            self._check_allowed(name, principal)
-            self._validate(name, arguments)
+            self._check_allowed(name, kind, scope, principal)
+            if is_tool:
+                self._validate(name, arguments)
             result = await call_next(ctx)
             return result
         except SupportError as exc:
-            info.setdefault("outcome", exc.kind)
+            outcome = info.get("outcome") or exc.kind
+            if not is_tool:
+                raise MCPError(INVALID_REQUEST, str(exc)) from None
             result = _error(str(exc))
             return result
+        except MCPError as exc:  # the SDK's answer for a bad read or prompt (not found, bad arguments)
+            text = exc.error.message.lower()
+            outcome = info.get("outcome") or ("not_found" if "not found" in text or text.startswith("unknown")
+                                              else "error")
+            raise
+        except BaseException as exc:
+            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal"
+            raise
         finally:
-            is_error = bool(getattr(result, "is_error", False) or (isinstance(result, dict) and result.get("isError")))
-            outcome = info.get("outcome") or ("ok" if not is_error else
-                                              ("unknown_tool" if name not in TOOL_POLICY else "error"))
-            tenant = arguments.get("tenant") if isinstance(arguments, dict) else None
+            if outcome is None and isinstance(result, dict) and "inputRequests" in result:
+                outcome = "input_required"  # a round that asks the user (a dialog); the answer is the next request
+            if outcome is None:
+                is_error = bool(getattr(result, "is_error", False)
+                                or (isinstance(result, dict) and result.get("isError")))
+                outcome = info.get("outcome") or ("ok" if not is_error else
+                                                  ("unknown_tool" if is_tool and name not in TOOL_POLICY else "error"))
             self.app.audit.record(AuditRecord(
                 tool=name, principal=principal.name if principal else "unauthenticated", outcome=outcome,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3), arguments=arguments,
                 tenant_slug=tenant if isinstance(tenant, str) and SLUG_RE.match(tenant) else None,
                 tenant_id=info.get("tenant_id"), key_id=principal.key_id if principal else None))
 
-    def _check_allowed(self, name: str, principal: Principal) -> None:
-        kind, scope = TOOL_POLICY.get(name, ("global", None))
+    def _describe(self, method: str, params: dict[str, Any]) -> tuple[str, Any, Any, str | None, str]:
+        """(audit name, arguments, tenant slug, scope needed, kind) of a data request."""
+        if method == "tools/call":
+            name = str(params.get("name", ""))[:100]
+            arguments = params.get("arguments") or {}
+            kind, scope = TOOL_POLICY.get(name, ("global", None))
+            tenant = arguments.get("tenant") if isinstance(arguments, dict) else None
+            return name, arguments, tenant, scope, kind
+        if method == "prompts/get":
+            arguments = params.get("arguments") or {}
+            tenant = arguments.get("tenant") if isinstance(arguments, dict) else None
+            return f"prompt:{str(params.get('name', ''))[:80]}", arguments, tenant, READ_SCOPE, "read"
+        uri = str(params.get("uri", ""))[:2000]
+        template, values = self._template_of(uri)
+        return f"resource:{template}", {"uri": uri}, values.get("slug"), READ_SCOPE, "read"
+
+    def _template_of(self, uri: str) -> tuple[str, dict[str, Any]]:
+        manager = self.server._resource_manager if self.server else None  # noqa: SLF001
+        if manager is not None:
+            for template in manager.list_templates():
+                try:
+                    values = template.matches(uri)
+                except Exception:  # noqa: BLE001 - a URI the SDK's security policy rejects
+                    values = None
+                if values is not None:
+                    return template.name, values
+        return "unknown", {}
+
+    def _check_allowed(self, name: str, kind: str, scope: str | None, principal: Principal) -> None:
         if self.app.read_only and kind in ("write", "destructive"):
             raise NotPermitted(f"{name} is disabled: this server runs in read-only mode")
         if scope is not None and scope not in principal.scopes:
-            raise NotPermitted(f"{name} needs the '{scope}' scope, which this client's key does not have")
-
+            what = name if kind != "read" or name in TOOL_POLICY else "reading resources and prompts"
+            raise NotPermitted(f"{what} needs the '{scope}' scope, which this client's key does not have")
     def _validate(self, name: str, arguments: Any) -> None:
         tool = self.server._tool_manager.get_tool(name) if self.server else None  # noqa: SLF001
         if tool is None:

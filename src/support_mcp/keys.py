@@ -41,7 +41,7 @@ class CreatedKey:
 
 
 async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants: bool, scopes: list[str],
-                     expires_in: timedelta | None = None) -> CreatedKey:
+                     expires_in: timedelta | None = None, allow_confirm_argument: bool = False) -> CreatedKey:
     if all_tenants == bool(tenants):
         raise InvalidInput("give --tenant (repeatable) or --all-tenants")
     bad = sorted(set(scopes) - set(SCOPES))
@@ -53,7 +53,7 @@ async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants
     async with db.admin_scope() as conn:
         row = await queries.insert_api_key(conn, name=name, prefix=prefix, key_hash=_hash(key),
                                            all_tenants=all_tenants, scopes=sorted(set(scopes)),
-                                           expires_at=expires_at)
+                                           expires_at=expires_at, allow_confirm_argument=allow_confirm_argument)
         for slug in tenants:
             if await queries.grant_api_key_tenant(conn, key_id=row["id"], slug=validate_slug(slug)) is None:
                 raise NotFound(f"unknown tenant '{slug}'")
@@ -109,7 +109,8 @@ class KeyVerifier:
             return None, None
         expires = row["expires_at"].timestamp() if row["expires_at"] else None
         tenants = None if row["all_tenants"] else frozenset(row["tenants"])
-        return Principal(f"key:{row['name']}", tenants, frozenset(row["scopes"]), key_id=row["id"]), expires
+        return Principal(f"key:{row['name']}", tenants, frozenset(row["scopes"]), key_id=row["id"],
+                         allow_confirm_argument=row["allow_confirm_argument"]), expires
 
     async def flush_used(self) -> None:
         if self.used:

@@ -146,3 +146,10 @@ class Settings(BaseSettings):
         description="One URL only: the password the server sets for db_app_role and connects with. Unset: the "
         "server must accept the app role without one (trust/peer auth, as the embedded server does).",
     )
+
+    # --- confirmation of destructive tools (issue 10) ------------------------------------
+    confirm_fallback: bool = Field(
+        default=False, description="on: destructive tools also accept the `confirm` argument (repeating the "
+        "target's id) from clients that cannot show confirmation dialogs. The model can fill that argument in "
+        "by itself, so it is off by default; per key: `keys create --allow-confirm-argument`.",
+    )

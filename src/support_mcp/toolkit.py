@@ -24,7 +24,7 @@ from . import access
 from .app import App
 from .db import Scope
 from .errors import SupportError
-from .guard import TOOL_POLICY, current_principal, note_call
+from .guard import TOOL_POLICY, current_principal, note_call, request_scope
 from .logging import bind_context, get_logger, unbind_context
 from .payments.gateway import TenantStripe
 
@@ -43,7 +43,7 @@ TenantArg = Annotated[
 ]
 
 _authorized: ContextVar[str | None] = ContextVar("support_mcp_authorized", default=None)
-_tool_scope: ContextVar[str] = ContextVar("support_mcp_tool_scope", default="read")
+_tool_scope: ContextVar[str | None] = ContextVar("support_mcp_tool_scope", default=None)
 
 _ANNOTATIONS: dict[Kind, ToolAnnotations] = {
     "global": ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
@@ -58,6 +58,13 @@ _ANNOTATIONS: dict[Kind, ToolAnnotations] = {
 _DEFAULT_SCOPE: dict[Kind, str | None] = {"global": None, "read": "read", "write": "write", "destructive": "admin"}
 
 
+def _scope() -> str:
+    """The scope the current request needs: the running tool's, else what the guard decided for
+    this request (a destructive tool's scope while its confirmation resolver runs; `read` for
+    resources and prompts)."""
+    return _tool_scope.get() or request_scope() or "read"
+
+
 def app_of(ctx: Context) -> App:
     return ctx.request_context.lifespan_context
 
@@ -65,17 +72,24 @@ def app_of(ctx: Context) -> App:
 @asynccontextmanager
 async def scoped(ctx: Context, tenant: str) -> AsyncIterator[Scope]:
     """Authorize the caller for `tenant` (with the current tool's scope), then enter its scope."""
-    access.authorize(current_principal(), tenant, _tool_scope.get())
-    _authorized.set(tenant)
-    async with app_of(ctx).db.tenant_scope(tenant) as s:
-        note_call(tenant_id=s.tenant_id)
-        yield s
+    try:
+        authorize(ctx, tenant)
+        async with app_of(ctx).db.tenant_scope(tenant) as s:
+            note_call(tenant_id=s.tenant_id)
+            yield s
+    except SupportError as exc:  # the audit row's outcome, also for resources and prompts
+        note_call(outcome=exc.kind)
+        raise
 
 
 def authorize(ctx: Context, tenant: str) -> None:
     """Authorize the caller for `tenant` (current tool's scope) for code that opens its own
     tenant scopes (the knowledge base runs several transactions per call)."""
-    access.authorize(current_principal(), tenant, _tool_scope.get())
+    try:
+        access.authorize(current_principal(), tenant, _scope())
+    except SupportError as exc:
+        note_call(outcome=exc.kind)
+        raise
     _authorized.set(tenant)
 
 

@@ -73,7 +73,7 @@ async def test_replace_is_atomic_for_concurrent_searches(kb: KnowledgeBase, make
 
 async def test_delete_document_and_tenant_drop_namespace(connect, kb, db, make_tenant) -> None:
     a = await make_tenant("kbdel")
-    async with connect([a]) as c:
+    async with connect([a], confirm_fallback=True) as c:
         doc = await c.ok("ingest_document", tenant=a, title="Printer", text="# Printer\n\nPaper jam: open tray 2.")
         preview = await c.ok("delete_document", tenant=a, document_id=doc["document_id"], dry_run=True)
         assert preview["title"] == "Printer"

@@ -11,7 +11,7 @@ async def test_payments_isolation_walk(connect, stripe_tenant, stripe_double) ->
     ch_b = pi_b["latest_charge"]
     dp_b = b.acct.dispute(charge=b.acct.charge(amount=700, customer=cus_b))
     a.acct.customer(email="same@example.com")  # same email on A's account
-    async with connect([a.slug]) as c:
+    async with connect([a.slug], confirm_fallback=True) as c:
         await c.ok("create_customer", tenant=a.slug, name="Same", email="same@example.com")
         stripe_double.clear_requests()
 

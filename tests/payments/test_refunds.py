@@ -13,8 +13,8 @@ async def test_refund_needs_confirmation_then_refunds_once_and_notes_the_ticket(
         connect_key, make_key, stripe_tenant, stripe_double) -> None:
     t = await stripe_tenant()
     ch = t.acct.charge(amount=2500)
-    key = await make_key([t.slug], scopes=["read", "write", "refund"])
-    async with connect_key(key) as c:
+    key = await make_key([t.slug], scopes=["read", "write", "refund"], allow_confirm_argument=True)
+    async with connect_key(key) as c:  # the operator allowed this key the confirm argument
         ticket = await _ticket(c, t.slug)
         asked = await c.err("create_refund", tenant=t.slug, charge=ch["id"], amount=1000,
                             reason="requested_by_customer", ticket=str(ticket["number"]))
@@ -30,7 +30,7 @@ async def test_refund_needs_confirmation_then_refunds_once_and_notes_the_ticket(
         detail = await c.ok("get_ticket", tenant=t.slug, ticket=str(ticket["number"]))
         looked = await c.ok("lookup_charge", tenant=t.slug, id=ch["id"])
     assert f"confirm='{ch['id']}'" in asked and "10.00 USD" in asked
-    assert "must repeat the charge" in wrong
+    assert f"confirm must repeat '{ch['id']}'" in wrong
     assert preview["status"] == "preview" and preview["refund_id"] is None and preview["amount_formatted"] == "10.00 USD"
     assert first["status"] == "succeeded" and not first["replayed"] and first["charge_amount_refunded"] == 1000
     assert again["replayed"] and again["refund_id"] == first["refund_id"]
@@ -48,7 +48,7 @@ async def test_a_new_request_id_refunds_the_same_amount_again(connect, stripe_te
     t = await stripe_tenant()
     ch = t.acct.charge(amount=3000)
     args = dict(tenant=t.slug, charge=ch["id"], amount=1000, reason="duplicate", confirm=ch["id"])
-    async with connect([t.slug]) as c:
+    async with connect([t.slug], confirm_fallback=True) as c:
         a = await c.ok("create_refund", **args, request_id="r1")
         b = await c.ok("create_refund", **args, request_id="r2")
         a2 = await c.ok("create_refund", **args, request_id="r1")
@@ -63,7 +63,7 @@ async def test_refund_amount_checks(connect, stripe_tenant) -> None:
     t.acct.dispute(charge=disputed)
     failed = t.acct.charge(amount=900, status="failed")
     base = dict(tenant=t.slug, reason="requested_by_customer")
-    async with connect([t.slug]) as c:
+    async with connect([t.slug], confirm_fallback=True) as c:
         too_much = await c.err("create_refund", **base, charge=ch["id"], amount=2501, confirm=ch["id"])
         zero = await c.err("create_refund", **base, charge=ch["id"], amount=0, confirm=ch["id"])
         negative = await c.err("create_refund", **base, charge=ch["id"], amount=-5, confirm=ch["id"])

@@ -95,7 +95,7 @@ async def test_another_tenants_charge_cannot_be_refunded(connect, stripe_tenant,
     a, b = await stripe_tenant("ra"), await stripe_tenant("rb")
     theirs = b.acct.charge(amount=900)
     stripe_double.clear_requests()
-    async with connect([a.slug, b.slug]) as c:
+    async with connect([a.slug, b.slug], confirm_fallback=True) as c:
         text = await c.err("create_refund", tenant=a.slug, charge=theirs["id"], reason="fraudulent",
                            confirm=theirs["id"])
     assert text.endswith(f"charge {theirs['id']} not found")
@@ -118,7 +118,7 @@ async def test_a_database_failure_after_the_refund_loses_nothing(connect, stripe
 
     monkeypatch.setattr(refunds, "_record", flaky)
     args = dict(tenant=t.slug, charge=ch["id"], amount=400, reason="requested_by_customer", confirm=ch["id"])
-    async with connect([t.slug]) as c:
+    async with connect([t.slug], confirm_fallback=True) as c:
         ticket = await c.ok("create_ticket", tenant=t.slug, subject="s", description="d", customer_email="z@example.com")
         crashed = await c.err("create_refund", **args, ticket=str(ticket["number"]))
         retried = await c.ok("create_refund", **args, ticket=str(ticket["number"]))

@@ -24,13 +24,17 @@ def create(
     all_tenants: bool = typer.Option(False, "--all-tenants", help="Grant every tenant (platform operators)."),
     scope: list[str] = typer.Option(None, "--scope", help=f"Grant a scope (repeatable): {', '.join(SCOPES)}."),
     expires: str | None = typer.Option(None, "--expires", help="Lifetime such as 30m, 12h, 30d, 8w."),
+    allow_confirm_argument: bool = typer.Option(
+        False, "--allow-confirm-argument", help="Let this key confirm destructive tools with the `confirm` argument "
+        "when its client cannot show confirmation dialogs (the model could then confirm by itself)."),
 ) -> None:
     """Create a key. The plaintext key is printed once, as the last line of stdout."""
 
     async def go(db: Database) -> keys.CreatedKey:
         return await keys.create_key(db, name, tenants=tenant or [], all_tenants=all_tenants,
                                      scopes=scope or ["read"],
-                                     expires_in=keys.parse_duration(expires) if expires else None)
+                                     expires_in=keys.parse_duration(expires) if expires else None,
+                                     allow_confirm_argument=allow_confirm_argument)
 
     created = run_with_db(go)
     typer.echo(f"created key {created.id} ({created.name}); store it now, it is not shown again:")
@@ -44,10 +48,11 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     if as_json:
         typer.echo(json.dumps(rows, default=str, indent=2))
         return
-    table = Table("id", "name", "tenants", "scopes", "expires", "last used", "revoked")
+    table = Table("id", "name", "tenants", "scopes", "confirm arg", "expires", "last used", "revoked")
     for r in rows:
         table.add_row(str(r["id"]), r["name"], "ALL" if r["all_tenants"] else ", ".join(r["tenants"]),
-                      ", ".join(r["scopes"]), f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "-",
+                      ", ".join(r["scopes"]), "allowed" if r["allow_confirm_argument"] else "-",
+                      f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "-",
                       f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "-",
                       f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "-")
     out.print(table)

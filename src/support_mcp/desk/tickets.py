@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
 
 from ..db import queries
-from ..errors import ConfirmationRequired, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from . import customers
 from .models import (Customer, DeletePreview, Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary,
                      TicketUpdate)
 from .refs import decode_cursor, encode_cursor, like_pattern, normalize_tags, payment_refs, ticket_ref
+
+if TYPE_CHECKING:
+    from ..confirm import Confirmation
 
 # Allowed status moves. `closed` is final: a follow-up is a new ticket.
 TRANSITIONS: dict[str, set[str]] = {
@@ -132,27 +136,15 @@ async def add_message(conn: asyncpg.Connection, ref: str, *, content: str, autho
                         message=Message(**dict(msg)))
 
 
-def confirms(confirm: str, row: asyncpg.Record) -> bool:
-    """A confirmation must repeat the target: the ticket's uuid or its number (1042 / #1042)."""
-    text = confirm.strip().lstrip("#")
-    return text in (str(row["id"]), str(row["number"]))
-
-
-async def delete(conn: asyncpg.Connection, ref: str, *, confirm: str | None, approved: bool,
-                 dry_run: bool) -> DeletePreview:
-    """Delete a ticket and its thread, only when confirmed (argument or elicitation)."""
+async def delete(conn: asyncpg.Connection, ref: str, *, approval: Confirmation, dry_run: bool) -> DeletePreview:
+    """Delete a ticket and its thread, only when the user confirmed (see support_mcp.confirm)."""
     row = await _locked(conn, ref)
     preview = dict(ticket_id=row["id"], ticket_number=row["number"], subject=row["subject"],
                    messages=await queries.count_messages(conn, ticket_id=row["id"]))
     if dry_run:
         return DeletePreview(**preview, deleted=False,
                              note=f"dry run: would delete ticket #{row['number']} and its {preview['messages']} message(s)")
-    if confirm is not None and not confirms(confirm, row):
-        raise ConfirmationRequired(
-            f"confirm must repeat the ticket being deleted (#{row['number']} or its id); got {confirm[:60]!r}")
-    if confirm is None and not approved:
-        raise ConfirmationRequired(
-            f"deleting ticket #{row['number']} cannot be undone: call again with confirm='#{row['number']}' "
-            "(or dry_run=true to preview)")
+    n = row["number"]
+    approval.require(action=f"deleting ticket #{n}", accepts=(str(row["id"]), str(n), f"#{n}"), example=f"#{n}")
     await queries.delete_ticket(conn, id=row["id"])
     return DeletePreview(**preview, deleted=True, note=f"deleted ticket #{row['number']}")

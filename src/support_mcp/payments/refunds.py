@@ -8,14 +8,17 @@ to Stripe (which replays the first answer for 24 h) and recorded in the tenant's
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..db import Database, queries
 from ..desk.refs import ticket_ref
-from ..errors import ConfirmationRequired, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from .gateway import TenantStripe
 from .models import RefundResult, money
 from .service import _id, refundable, resolve_charge
+
+if TYPE_CHECKING:
+    from ..confirm import Confirmation
 
 
 def idempotency_key(tenant_id: Any, charge: str, amount: int | None, reason: str, request_id: str | None) -> str:
@@ -35,13 +38,9 @@ async def _precheck(db: Database, slug: str, ref: str | None, key: str) -> tuple
         return row, await queries.get_refund_request(s.conn, idempotency_key=key)
 
 
-def confirms(confirm: str, charge_id: str, ref: str) -> bool:
-    return confirm.strip() in (charge_id, ref.strip())
-
-
 async def create_refund(stripe: TenantStripe, db: Database, *, charge: str, amount: int | None, reason: str,
-                        ticket: str | None, request_id: str | None, confirm: str | None, approved: bool,
-                        dry_run: bool, requested_by: str) -> RefundResult:
+                        ticket: str | None, request_id: str | None, approval: Confirmation, dry_run: bool,
+                        requested_by: str) -> RefundResult:
     slug = stripe.slug
     if ticket is not None:
         ticket_ref(ticket)  # a malformed ticket reference is refused before Stripe is asked
@@ -69,12 +68,7 @@ async def create_refund(stripe: TenantStripe, db: Database, *, charge: str, amou
                             amount_formatted=shown, reason=reason, charge_amount_refunded=ch.get("amount_refunded"),
                             ticket_number=ticket_number, replayed=False,
                             note=f"dry run: would refund {shown} of charge {ch['id']} ({reason})")
-    if confirm is not None and not confirms(confirm, ch["id"], charge):
-        raise ConfirmationRequired(f"confirm must repeat the charge being refunded ({ch['id']}); got {confirm[:60]!r}")
-    if confirm is None and not approved:
-        raise ConfirmationRequired(
-            f"refunding {shown} of charge {ch['id']} cannot be undone: ask the user, then call again with "
-            f"confirm='{ch['id']}' (or dry_run=true to preview)")
+    approval.require(action=f"refunding {shown} of charge {ch['id']}", accepts=(ch["id"], charge), example=ch["id"])
     metadata = {"support_mcp_tenant": slug, "requested_by": requested_by[:200]}
     if ticket_number is not None:
         metadata["support_mcp_ticket"] = str(ticket_number)
