@@ -92,7 +92,7 @@ class Guard:
             if refusal is not None:
                 raise refusal
             assert principal is not None
-            self.app.check_rate(principal)
+            await self.app.check_rate(principal)
             self._check_allowed(name, principal)
             self._validate(name, arguments)
             result = await call_next(ctx)
