@@ -86,6 +86,8 @@ async def test_redis_limiter_is_shared(settings, db) -> None:
     allowed = await asyncio.gather(_spend(a, key, 6), _spend(b, key, 6))
     assert sum(allowed) == 7
     assert await a.hit(key) is not None
+    await a.close()
+    await b.close()
 
 
 async def test_redis_unreachable_is_one_clear_line(settings, db) -> None:
@@ -99,16 +101,23 @@ async def test_redis_unreachable_is_one_clear_line(settings, db) -> None:
         await limiter.hit("k")
 
 
-async def test_two_server_processes_share_one_limit(server_env, db, make_tenant, make_key, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["postgres", "redis"])
+async def test_two_server_processes_share_one_limit(backend, server_env, db, make_tenant, make_key,
+                                                    tmp_path: Path) -> None:
     """Regression (issue 10, finding 7): the limit lived in each process's memory, so two
     replicas gave one key twice its limit."""
+    if backend == "redis" and not _redis_up():
+        pytest.skip("no Redis on 127.0.0.1:6379")
     a = await make_tenant("rl")
     key = await make_key(tenants=[a], scopes=["read"], name="rl-two")
     limit = 12
     env = {**server_env, "SUPPORT_MCP_RATE_LIMIT_PER_MINUTE": str(limit), "SUPPORT_MCP_RATE_LIMIT_BATCH": "3"}
+    if backend == "redis":
+        env["SUPPORT_MCP_REDIS_URL"] = REDIS_URL
     async with http_server(env, tmp_path / "one.log", "--transport", "http") as (p1, _), \
             http_server(env, tmp_path / "two.log", "--transport", "http") as (p2, _):
-        await _early_in_window(db, 40)
+        if backend == "postgres":
+            await _early_in_window(db, 25)
         async with bearer_client(p1, key) as c1, bearer_client(p2, key) as c2:
             async def calls(c, n: int) -> tuple[int, list[str]]:  # noqa: ANN001
                 ok, refusals = 0, []

@@ -127,7 +127,12 @@ class RedisLimiter:
         return max(0.0, stats.reset_time - time.time())
 
     async def close(self) -> None:
-        pass
+        client = getattr(getattr(self._storage, "bridge", None), "storage", None)  # redis.asyncio.Redis
+        if client is not None and hasattr(client, "aclose"):
+            try:
+                await client.aclose()
+            except Exception as exc:  # noqa: BLE001 - shutting down anyway
+                log.warning("rate_limit_redis_close_failed", error=exc.__class__.__name__)
 
 
 def build_limiter(settings: Settings, db: Database) -> Limiter | None:
