@@ -46,3 +46,23 @@ async def test_one_ingest_at_a_time_per_key(connect_key, make_tenant, db, kb) ->
     async with connect_key(one.key) as c:  # finished: the key may ingest again
         assert (await c.ok("ingest_document", tenant=a, title="Second", text="Some text."))["status"] == "created"
     assert not kb.ingests.running
+
+
+async def test_chunking_runs_off_the_event_loop(make_tenant, db, kb) -> None:
+    """Regression: chunking a long document ran on the event loop (~2 s per million characters),
+    stalling every other client of the process meanwhile."""
+    import threading
+
+    a = await make_tenant("kbt")
+    real = await kb.chunker()
+    threads: list[threading.Thread] = []
+
+    class Recording:
+        def chunk(self, text: str):  # noqa: ANN202
+            threads.append(threading.current_thread())
+            return real.chunk(text)
+
+    own = KnowledgeBase(db.settings, db, index=await kb.index(), embedder=await kb.embedder())
+    own._chunker = Recording()  # noqa: SLF001
+    await own.ingest(a, title="Threads", text="# Threads\n\nChunked somewhere else.")
+    assert threads and threads[0] is not threading.main_thread()
