@@ -87,7 +87,9 @@ class PostgresLimiter:
         self._next_prune = now + WINDOW_SECONDS
         for key in [k for k, a in self._local.items() if a.expires <= now]:
             del self._local[key]
-            self._locks.pop(key, None)
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]
 
         async def prune() -> None:
             try:
