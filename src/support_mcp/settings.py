@@ -157,8 +157,8 @@ class Settings(BaseSettings):
     )
     embedding_memory_arena: bool = Field(
         default=True, description="onnxruntime's CPU memory arena: faster embedding (~20% less CPU), but the "
-        "process keeps its high-water mark, which grows with each new batch shape (~0.8 GB after a 200,000-character "
-        "document, ~1.1 GB after 1,000,000). Off: RSS returns to ~0.3-0.4 GB after an ingest.",
+        "process keeps its high-water mark, which grows toward ~1 GB at batch 16 (~0.8 GB after a 200,000-character "
+        "document). Off: RSS returns to ~0.4 GB after an ingest.",
     )
     kb_max_ingests_per_key: int = Field(
         default=1, ge=1, le=64, description="Concurrent ingest_document calls per API key (per process); one more "
