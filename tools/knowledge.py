@@ -10,6 +10,7 @@ from pydantic import Field
 from support_mcp.confirm import Approval, NotAsked, Outcome, ask, confirmation
 from support_mcp.desk.refs import decode_cursor, encode_cursor
 from support_mcp.errors import NotFound
+from support_mcp.guard import current_principal
 from support_mcp.kb.models import DocumentInfo, DocumentList, IngestResult, SearchResults
 from support_mcp.toolkit import TenantArg, app_of, authorize, tool
 
@@ -53,7 +54,8 @@ def register(server: MCPServer) -> None:
     async def ingest_document(
         tenant: TenantArg,
         title: Annotated[str, Field(description="Document title.", min_length=1, max_length=300)],
-        text: Annotated[str, Field(description="The document in Markdown or plain text.", min_length=1,
+        text: Annotated[str, Field(description="The document in Markdown or plain text (at most maxLength "
+                                   "characters: split a longer one into several documents).", min_length=1,
                                    max_length=2_000_000)],
         ctx: Context,
         source_uri: Annotated[str | None, Field(description="Where it comes from; re-ingesting the same source "
@@ -65,7 +67,9 @@ def register(server: MCPServer) -> None:
         async def progress(done: int, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
-        return await app_of(ctx).kb.ingest(tenant, title=title, text=text, source_uri=source_uri, progress=progress)
+        caller = current_principal()
+        return await app_of(ctx).kb.ingest(tenant, title=title, text=text, source_uri=source_uri, progress=progress,
+                                           caller=str(caller.key_id or caller.name))
 
     @tool(server, "read", title="List documents")
     async def list_documents(

@@ -20,6 +20,8 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT INSERT ON "global".audit_log TO {app};         -- the audit writer (COPY); it cannot read the log
 GRANT INSERT, SELECT (id, rating, created_at) ON "global".feedback TO {app};
+-- the shared rate limit (sql/global/0008): one upsert per claimed batch, a sweep of ended windows
+GRANT SELECT, INSERT, UPDATE, DELETE ON "global".rate_limit_windows TO {app};
 
 -- Every tenant role: SET ROLE only (the app role is NOINHERIT). Provisioning and restore grant
 -- new tenant roles the same way.

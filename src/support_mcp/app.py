@@ -10,9 +10,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from mcp.server.auth.middleware.auth_context import get_access_token
 from pydantic import SecretStr
 
@@ -23,6 +20,7 @@ from .errors import NotPermitted, RateLimited
 from .kb.service import KnowledgeBase
 from .payments.gateway import StripeGateway
 from .keys import KeyVerifier
+from .ratelimit import build_limiter
 from .settings import Settings
 
 AuthMode = Literal["operator", "api_key", "bearer"]
@@ -54,9 +52,7 @@ class App:
         self.stripe = StripeGateway(self.settings, self.db)
         self.audit = AuditWriter(self.db, interval=self.settings.audit_flush_seconds)
         self.audit.on_flush.append(self.verifier.flush_used)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._limit = (RateLimitItemPerMinute(self.settings.rate_limit_per_minute)
-                       if self.settings.rate_limit_per_minute > 0 else None)
+        self._limiter = build_limiter(self.settings, self.db)  # shared across processes (db or Redis)
 
     async def resolve_principal(self) -> Principal:
         """Who is calling: the operator flags, the stdio API key, or the HTTP bearer key."""
@@ -71,14 +67,14 @@ class App:
             raise NotPermitted("missing bearer token")
         return await self.verifier.principal(token.token)
 
-    def check_rate(self, principal: Principal) -> None:
-        if self._limit is None or principal.key_id is None:
+    async def check_rate(self, principal: Principal) -> None:
+        if self._limiter is None or principal.key_id is None:
             return
-        if not self._limiter.hit(self._limit, str(principal.key_id)):
-            reset = self._limiter.get_window_stats(self._limit, str(principal.key_id)).reset_time
+        retry_in = await self._limiter.hit(str(principal.key_id))
+        if retry_in is not None:
             raise RateLimited(
-                f"slow down: this key is limited to {self._limit.amount} calls per minute; "
-                f"retry in {max(1, round(reset - time.time()))} s"
+                f"slow down: this key is limited to {self.settings.rate_limit_per_minute} calls per minute; "
+                f"retry in {max(1, round(retry_in))} s"
             )
 
     @asynccontextmanager
@@ -97,6 +93,8 @@ class App:
                 self._users -= 1
                 if self._users == 0:
                     await self.audit.stop()
+                    if self._limiter is not None:
+                        await self._limiter.close()
                     await self.stripe.close()
                     if self._owns_kb and self.kb is not None:
                         await self.kb.close()

@@ -116,7 +116,7 @@ class Guard:
             if refusal is not None:
                 raise refusal
             assert principal is not None
-            self.app.check_rate(principal)
+            await self.app.check_rate(principal)
             self._check_allowed(name, kind, scope, principal)
             if is_tool:
                 self._validate(name, arguments)

@@ -14,6 +14,7 @@ from .app import App, AuthMode
 from .db import Database
 from .errors import NotPermitted
 from .guard import Guard
+from .kb.limits import bound_ingest_schema
 from .kb.service import KnowledgeBase
 from .payments.webhooks import WebhookReceiver
 from .keys import KeyVerifier
@@ -63,6 +64,7 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
                        log_level=settings.log_level, middleware=[guard], **auth)
     guard.server = server
     register_tools(server)
+    bound_ingest_schema(server, settings.kb_max_document_chars)
     register_resources(server)
 
     @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)

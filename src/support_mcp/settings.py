@@ -153,3 +153,38 @@ class Settings(BaseSettings):
         "target's id) from clients that cannot show confirmation dialogs. The model can fill that argument in "
         "by itself, so it is off by default; per key: `keys create --allow-confirm-argument`.",
     )
+
+    # --- replicas: shared rate limit, sessions, ingest bounds (issue 10) ---------------------
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://host:port/db. Set: the rate limit lives in Redis (exact moving window). "
+        "Unset: in PostgreSQL, shared by every server process on the same database.",
+    )
+    rate_limit_batch: int = Field(
+        default=20, ge=1, le=1000, description="PostgreSQL rate limit: tokens a process claims from a key's shared "
+        "counter per round trip (at most a tenth of the limit). A key may be refused up to processes x (batch - 1) "
+        "calls early in a window; never late.",
+    )
+    max_sessions_per_key: int = Field(
+        default=16, ge=1, le=10_000, description="Open Streamable HTTP sessions (and SSE streams) per API key per "
+        "process; one more gets HTTP 429.",
+    )
+    max_sessions: int = Field(
+        default=2000, ge=1, le=1_000_000, description="Open Streamable HTTP sessions per process; one more gets 503.",
+    )
+    session_idle_seconds: float = Field(
+        default=300, gt=0, le=86_400, description="A Streamable HTTP session with no request in flight for this long "
+        "is closed (its id then answers 404 and the client initializes again).",
+    )
+    kb_max_document_chars: int = Field(
+        default=200_000, ge=1000, le=2_000_000, description="Longest document ingest_document (and `docs ingest`) "
+        "accepts, in characters.",
+    )
+    embedding_memory_arena: bool = Field(
+        default=True, description="onnxruntime's CPU memory arena: faster embedding (~20% less CPU), but the "
+        "process keeps its high-water mark, which grows toward ~1 GB at batch 16 (~0.8 GB after a 200,000-character "
+        "document). Off: RSS returns to ~0.4 GB after an ingest.",
+    )
+    kb_max_ingests_per_key: int = Field(
+        default=1, ge=1, le=64, description="Concurrent ingest_document calls per API key (per process); one more "
+        "is refused at once with 'retry when it finishes'.",
+    )

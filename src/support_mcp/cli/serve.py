@@ -18,6 +18,7 @@ from ..errors import NotPermitted, SupportError
 from ..keys import KeyVerifier
 from ..logging import get_logger
 from ..server import build_server
+from ..sessions import bound_sessions
 from ..settings import Settings
 from .common import fail, settings
 
@@ -124,7 +125,10 @@ async def _serve(s: Settings, principal: Principal | None, transport: Transport,
         if transport is Transport.sse:
             app = server.sse_app(host=host)
         else:
-            app = server.streamable_http_app(stateless_http=stateless, json_response=json_response, host=host)
+            app = server.streamable_http_app(stateless_http=stateless, json_response=json_response, host=host,
+                                             session_idle_timeout=s.session_idle_seconds,
+                                             max_sessions=s.max_sessions)
+        bound_sessions(server, app, s, sse=transport is Transport.sse)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=5)
         log.info("serving", transport=transport.value, host=host, port=port, principal=who, read_only=read_only)

@@ -15,6 +15,7 @@ def build_embedder(settings: Settings):  # noqa: ANN201 - Embedder (imported lat
         cache_dir=settings.data_dir / "models",
         batch_size=settings.embedding_batch_size,
         threads=settings.embedding_threads,
+        cpu_mem_arena=settings.embedding_memory_arena,
     )
 
 

@@ -8,6 +8,7 @@ Re-ingesting an unchanged document (same content hash) is a no-op."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from ..errors import InvalidInput
 from ..logging import get_logger
 from .chunking import Chunk, embedding_text
 from .index import ChunkPoint
+from .limits import check_document_size
 from .models import IngestResult
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ def content_hash(kb: KnowledgeBase, title: str, text: str, model: str) -> str:
 
 async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument],
                            progress: Progress | None = None) -> list[IngestResult]:
+    for doc in docs:  # before any work: the tool's schema says so too, this also bounds the CLI
+        check_document_size(doc.title, doc.text, kb.settings.kb_max_document_chars)
     emb, chunker = await kb.embedder(), await kb.chunker()
     namespace, _ = await kb.namespace(slug)
     results: list[IngestResult | None] = [None] * len(docs)
@@ -69,7 +73,7 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
                 n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
                 results[i] = IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
                 continue
-        chunks = chunker.chunk(text)
+        chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
         if not chunks:
             raise InvalidInput(f"document '{title[:80]}' has no text to index")
         todo.append((i, _Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,

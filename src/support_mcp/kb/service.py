@@ -18,6 +18,7 @@ from ..logging import get_logger
 from ..settings import Settings
 from .chunking import Chunker
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
+from .limits import IngestGate
 from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
 
 log = get_logger(__name__)
@@ -34,6 +35,7 @@ class KnowledgeBase:
         self._chunker: Chunker | None = None
         self._namespaces: dict[str, tuple[float, str, bool]] = {}
         self._lock = asyncio.Lock()
+        self.ingests = IngestGate(settings.kb_max_ingests_per_key)
 
     # --- lazily built parts -------------------------------------------------------------
     async def embedder(self) -> Any:
@@ -96,10 +98,12 @@ class KnowledgeBase:
 
     # --- writes -------------------------------------------------------------------------
     async def ingest(self, slug: str, *, title: str, text: str, source_uri: str | None = None,
-                     progress: Progress | None = None) -> IngestResult:
+                     progress: Progress | None = None, caller: str | None = None) -> IngestResult:
+        """`caller` (an API key id): at most settings.kb_max_ingests_per_key of its ingests run at once."""
         from .ingest import NewDocument, ingest_documents
 
-        (result,) = await ingest_documents(self, slug, [NewDocument(title, text, source_uri)], progress)
+        with self.ingests.hold(caller):
+            (result,) = await ingest_documents(self, slug, [NewDocument(title, text, source_uri)], progress)
         return result
 
     async def ingest_many(self, slug: str, docs: list[tuple[str, str]], progress: Progress | None = None,
