@@ -93,3 +93,24 @@ async def test_a_normal_event_still_goes_through(hooks, db, stripe_tenant) -> No
         r = await post(t.slug, body=body, headers=_signed(body, t.secret))
     assert r.status_code == 200 and r.json()["outcome"].startswith("ignored")
     assert await _quarantined(db, t.slug) == []
+
+
+async def test_an_operator_lists_quarantined_events(hooks, db, stripe_tenant) -> None:
+    from .test_stripe_cli import _cli
+
+    t, other = await stripe_tenant("wl"), await stripe_tenant("wl")
+    ev = make_event("charge.refunded", t.acct.charge(amount=100), account=t.account_id, created=10**18)
+    ev["type"] = "charge.refunded\u0000\n## heading"
+    body = json.dumps(ev).encode()
+    async with hooks() as (post, _):
+        assert (await post(t.slug, body=body, headers=_signed(body, t.secret))).status_code == 200
+    mine = _cli(db.settings, "stripe", "quarantine", "--tenant", t.slug)
+    theirs = _cli(db.settings, "stripe", "quarantine", "--tenant", other.slug)
+    everyone = _cli(db.settings, "stripe", "quarantine")
+    assert mine.returncode == 0, mine.stderr
+    line = next(x for x in mine.stdout.splitlines() if x.startswith(t.slug))
+    assert ev["id"] in line and "created timestamp 1000000000000000000 is out of range" in line
+    assert "charge.refunded\\u0000\\n## heading" in line  # one escaped line
+    assert mine.stdout.rstrip().endswith("1 quarantined event(s)")
+    assert theirs.returncode == 0 and theirs.stdout.strip() == "0 quarantined event(s)"
+    assert everyone.returncode == 0 and ev["id"] in everyone.stdout

@@ -1,4 +1,5 @@
-"""`support-mcp stripe ...`: connect a tenant to its Stripe account, retry stored webhook events."""
+"""`support-mcp stripe ...`: connect a tenant to its Stripe account, retry stored webhook events, list
+quarantined ones."""
 
 from __future__ import annotations
 
@@ -86,3 +87,31 @@ def retry(
     typer.echo(f"{done} event(s) processed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("quarantine")
+def quarantine(
+    tenant: list[str] = typer.Option(None, "--tenant", help="Only this tenant (repeatable). Default: every tenant."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="At most this many events per tenant, newest first."),
+) -> None:
+    """List webhook events kept in quarantine: signed events of the tenant's account that can never
+    be stored or processed (NUL characters, unpaired surrogates, non-finite numbers, absurd timestamps)."""
+    s = settings()
+
+    async def go(db: Database) -> list[tuple[str, dict]]:
+        if tenant:
+            slugs = [validate_slug(t) for t in tenant]
+        else:
+            async with db.connection() as conn:
+                slugs = [r["slug"] async for r in queries.list_tenant_slugs(conn)]
+        found: list[tuple[str, dict]] = []
+        for slug in slugs:
+            async with db.tenant_scope(slug, allow_suspended=True) as scope:
+                found += [(slug, dict(r)) async for r in queries.list_quarantine(scope.conn, limit=limit)]
+        return found
+
+    rows = run_with_db(go, s)
+    for slug, r in rows:
+        typer.echo(f"{slug}\t{r['event_id']}\t{r['type']}\t{r['received_at']:%Y-%m-%d %H:%M:%S}\t"
+                   f"{r['deliveries']} deliveries\t{r['bytes']} bytes\t{r['reason']}")
+    typer.echo(f"{len(rows)} quarantined event(s)")
