@@ -23,13 +23,18 @@ from .errors import (
 UNKNOWN_TENANT = "SM404"
 SUSPENDED_TENANT = "SM423"
 
-_CONNECTION_ERRORS = (
+#: The server is gone, going, not yet up, or the connection broke: all transient.
+CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.InterfaceError,  # includes "connection is closed", ConnectionDoesNotExistError
+    asyncpg.CannotConnectNowError,  # 57P03: starting up / shutting down
+    asyncpg.AdminShutdownError,  # 57P01: the server is stopping (fast/immediate shutdown)
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.TooManyConnectionsError,  # 53300
 )
+UNAVAILABLE = "the database is unavailable; retry in a few seconds"
 
 
 def translate(exc: BaseException, *, tenant: str | None = None) -> SupportError | None:
@@ -57,8 +62,8 @@ def translate(exc: BaseException, *, tenant: str | None = None) -> SupportError 
         return UpstreamUnavailable("the record is busy; try again")
     if isinstance(exc, asyncpg.SerializationError):
         return UpstreamUnavailable("a concurrent change conflicted; try again")
-    if isinstance(exc, _CONNECTION_ERRORS):
-        return UpstreamUnavailable("the database is unavailable; try again shortly")
+    if isinstance(exc, CONNECTION_ERRORS):
+        return UpstreamUnavailable(UNAVAILABLE)
     return None
 
 
