@@ -39,11 +39,8 @@ _DUMMY_SECRET = "whsec_" + "0" * 32  # verify anyway for unknown tenants: same w
 _SWEEP_BATCH = 20
 
 
-RETRY_AFTER = "5"  # seconds: what a 503 asks the sender to wait
-
-
 def _answer(status: int, **body: Any) -> JSONResponse:
-    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
+    headers = {"Retry-After": str(UpstreamUnavailable.retry_after)} if status == 503 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
