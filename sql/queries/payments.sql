@@ -106,3 +106,10 @@ SELECT id, event_id, type, reason, deliveries, length(body) AS bytes, received_a
 FROM stripe_quarantine
 ORDER BY received_at DESC, id DESC
 LIMIT :limit;
+
+-- name: given-up-events(max_attempts, limit)
+SELECT id, type, attempts, last_error, received_at
+FROM stripe_events
+WHERE processed_at IS NULL AND attempts >= :max_attempts
+ORDER BY received_at DESC
+LIMIT :limit;

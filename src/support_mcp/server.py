@@ -34,7 +34,8 @@ Destructive tools ask for confirmation; never confirm on the user's behalf witho
 
 
 class BearerKeys:
-    """The SDK's TokenVerifier over our API keys (HTTP transports)."""
+    """The SDK's TokenVerifier over our API keys (HTTP transports). A database outage raises
+    UpstreamUnavailable here, inside the SDK's auth middleware: http_faults answers it 503."""
 
     def __init__(self, verifier: KeyVerifier) -> None:
         self.verifier = verifier

@@ -114,3 +114,24 @@ async def test_an_operator_lists_quarantined_events(hooks, db, stripe_tenant) ->
     assert mine.stdout.rstrip().endswith("1 quarantined event(s)")
     assert theirs.returncode == 0 and theirs.stdout.strip() == "0 quarantined event(s)"
     assert everyone.returncode == 0 and ev["id"] in everyone.stdout
+
+
+async def test_processing_that_keeps_failing_stops_the_redeliveries(hooks, db, stripe_tenant, monkeypatch) -> None:
+    from support_mcp.payments import events
+
+    from .test_stripe_cli import _cli
+
+    async def broken(conn, obj):  # noqa: ANN001 - an event our code cannot handle, every time
+        raise KeyError("amount")
+
+    monkeypatch.setattr(events, "_charge_refunded", broken)
+    t = await stripe_tenant("wg")
+    ev = make_event("charge.refunded", t.acct.charge(amount=100), account=t.account_id)
+    async with hooks(stripe_webhook_max_attempts=3) as (post, _):
+        answers = [await post(t.slug, ev, t.secret) for _ in range(4)]
+    assert [r.status_code for r in answers] == [500, 500, 200, 200]
+    assert answers[2].json()["gave_up"] is True and "failed 3 times" in answers[2].json()["error"]
+    assert await _count(db, t.slug, "SELECT count(*) FROM stripe_events WHERE processed_at IS NULL") == 1
+    listed = _cli(db.settings, "stripe", "quarantine", "--tenant", t.slug, "--max-attempts", "3")
+    assert listed.returncode == 0, listed.stderr
+    assert ev["id"] in listed.stdout and "processing stopped after failing" in listed.stdout

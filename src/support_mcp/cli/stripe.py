@@ -93,25 +93,38 @@ def retry(
 def quarantine(
     tenant: list[str] = typer.Option(None, "--tenant", help="Only this tenant (repeatable). Default: every tenant."),
     limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="At most this many events per tenant, newest first."),
+    max_attempts: int | None = typer.Option(
+        None, "--max-attempts", min=1, help="Also list stored events that failed this often "
+        "(default: SUPPORT_MCP_STRIPE_WEBHOOK_MAX_ATTEMPTS, where retries stop)."),
 ) -> None:
     """List webhook events kept in quarantine: signed events of the tenant's account that can never
-    be stored or processed (NUL characters, unpaired surrogates, non-finite numbers, absurd timestamps)."""
+    be stored or processed (NUL characters, unpaired surrogates, non-finite numbers, absurd timestamps),
+    then stored events whose processing stopped after SUPPORT_MCP_STRIPE_WEBHOOK_MAX_ATTEMPTS failures."""
     s = settings()
 
-    async def go(db: Database) -> list[tuple[str, dict]]:
+    async def go(db: Database) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
         if tenant:
             slugs = [validate_slug(t) for t in tenant]
         else:
             async with db.connection() as conn:
                 slugs = [r["slug"] async for r in queries.list_tenant_slugs(conn)]
-        found: list[tuple[str, dict]] = []
+        kept: list[tuple[str, dict]] = []
+        gave_up: list[tuple[str, dict]] = []
         for slug in slugs:
             async with db.tenant_scope(slug, allow_suspended=True) as scope:
-                found += [(slug, dict(r)) async for r in queries.list_quarantine(scope.conn, limit=limit)]
-        return found
+                kept += [(slug, dict(r)) async for r in queries.list_quarantine(scope.conn, limit=limit)]
+                gave_up += [(slug, dict(r)) async for r in queries.given_up_events(
+                    scope.conn, max_attempts=max_attempts or s.stripe_webhook_max_attempts, limit=limit)]
+        return kept, gave_up
 
-    rows = run_with_db(go, s)
-    for slug, r in rows:
+    kept, gave_up = run_with_db(go, s)
+    for slug, r in kept:
         typer.echo(f"{slug}\t{r['event_id']}\t{r['type']}\t{r['received_at']:%Y-%m-%d %H:%M:%S}\t"
                    f"{r['deliveries']} deliveries\t{r['bytes']} bytes\t{r['reason']}")
-    typer.echo(f"{len(rows)} quarantined event(s)")
+    typer.echo(f"{len(kept)} quarantined event(s)")
+    for slug, r in gave_up:
+        typer.echo(f"{slug}\t{r['id']}\t{r['type']}\t{r['received_at']:%Y-%m-%d %H:%M:%S}\t"
+                   f"failed {r['attempts']} times\t{r['last_error'] or ''}")
+    if gave_up:
+        typer.echo(f"{len(gave_up)} event(s) whose processing stopped after failing; "
+                   "`support-mcp stripe retry` processes them again")

@@ -10,7 +10,8 @@ tenant, or `support-mcp stripe retry`, retries it too).
 
 Bodies that can never be processed never loop: not an event (bad JSON, too deep) -> 400; an
 event of this account with unstorable values or an absurd timestamp -> kept in quarantine, 200
-(see webhook_body). A database outage answers 503 with Retry-After.
+(see webhook_body); an event whose processing failed stripe_webhook_max_attempts times -> 200,
+kept unprocessed. A database outage answers 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ class WebhookReceiver:
                 failure = exc
                 await self._mark_failed(acct.slug, event["id"], exc)
         if failure is not None:
+            attempts = (stored["attempts"] or 0) + 1
+            if attempts >= self.settings.stripe_webhook_max_attempts:  # retries stop, Stripe's too
+                log.error("webhook_gave_up", tenant=slug, event_id=event["id"], attempts=attempts)
+                return _answer(200, received=True, gave_up=True, error=f"processing failed {attempts} times; "
+                               "kept unprocessed for an operator (support-mcp stripe quarantine / retry)")
             return _answer(500, error="stored, but processing failed; it will be retried")
         task = BackgroundTask(self.sweep, acct) if slug in self._pending and slug not in self._sweeping else None
         return JSONResponse({"received": True, "duplicate": not stored["inserted"], "outcome": outcome},
