@@ -205,3 +205,41 @@ async def test_outage_under_load_answers_cleanly_and_loses_no_acknowledged_write
     assert load.acknowledged and load.acknowledged <= stored, sorted(load.acknowledged - stored)[:5]
     server_log = log.read_text(errors="replace")
     assert "Exception in ASGI application" not in server_log and "tool_crashed" not in server_log, tail(log)
+
+
+async def test_outage_in_memory_every_request_kind_answers_one_line(cluster, tmp_path: Path) -> None:
+    """stdio-style API key (verified against the database on every request here): tools, resources
+    and prompts each answer one clean line while PostgreSQL is stopped, and work again after."""
+    import mcp
+    from mcp.shared.exceptions import MCPError
+    from pydantic import SecretStr
+
+    from support_mcp.server import build_server
+
+    settings = Settings(_env_file=None, database_url=cluster.url, data_dir=tmp_path / "data", key_cache_seconds=0)
+    async with Database(settings) as db:
+        await tenancy.create_tenant(db, "down", "Down Inc")
+        key = (await keys.create_key(db, "k", tenants=["down"], all_tenants=False, scopes=["read", "write"])).key
+        server = build_server(settings.model_copy(update={"api_key": SecretStr(key)}), db=db)
+        async with mcp.Client(server) as client:
+            created = await client.call_tool("create_ticket", {"tenant": "down", "subject": "s", "description": "d",
+                                                               "customer_email": "d@example.com"})
+            assert not created.is_error
+            await asyncio.to_thread(cluster.stop)
+            try:
+                texts = []
+                for tool, args in (("list_tickets", {"tenant": "down"}), ("status", {})):
+                    r = await client.call_tool(tool, args)
+                    assert r.is_error, tool
+                    texts.append(r.content[0].text)
+                for call in (lambda: client.read_resource("ticket://down/1001"),
+                             lambda: client.get_prompt("summarize_ticket", {"tenant": "down", "ticket": "1001"})):
+                    with pytest.raises(MCPError) as err:
+                        await call()
+                    texts.append(str(err.value))
+            finally:
+                await asyncio.to_thread(cluster.start)
+            for text in texts:
+                assert text.endswith(UNAVAILABLE) and "\n" not in text, text
+            again = await client.call_tool("list_tickets", {"tenant": "down"})
+            assert not again.is_error and len(again.structured_content["tickets"]) == 1
