@@ -211,6 +211,8 @@ async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
 
 def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:
     mapped = dberrors.translate(exc, tenant=tenant)
+    if isinstance(exc, asyncpg.InternalClientError):  # mapped as a lost connection: keep it visible
+        log.warning("db_connection_broken", error=str(exc)[:200])
     if mapped is None or mapped is exc:
         raise exc
     raise mapped from exc

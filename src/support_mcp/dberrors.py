@@ -29,6 +29,11 @@ CONNECTION_ERRORS = (
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,  # class 08
     asyncpg.InterfaceError,  # includes "connection is closed", ConnectionDoesNotExistError
+    # "cannot switch to state 15; another operation (2) is in progress": the server's FATAL
+    # (57P01, a terminated backend) arrived on an idle or pooled connection before its socket
+    # closed. (Two coroutines sharing one connection raise InterfaceError "another operation
+    # is in progress" instead; that is not this.)
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,  # 57P03: starting up / shutting down
     asyncpg.AdminShutdownError,  # 57P01: the server is stopping (fast/immediate shutdown)
     asyncpg.CrashShutdownError,  # 57P02
