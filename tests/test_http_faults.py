@@ -31,3 +31,13 @@ async def test_key_verification_without_a_database_answers_503(settings, kind) -
     assert r.json() == {"error": "temporarily_unavailable", "error_description": "the database is not started"}
     assert health.status_code == 503 and health.headers["retry-after"] == "5"
     assert anonymous.status_code == 401  # no key: nothing to verify, the SDK's own answer
+
+
+async def test_a_webhook_during_an_outage_asks_for_a_later_delivery(settings) -> None:
+    server = build_server(settings, db=Database(settings), bearer=True)
+    app = server.streamable_http_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://127.0.0.1") as http:
+        r = await http.post("/webhooks/stripe/acme", content=b"{}", headers={"Stripe-Signature": "t=1,v1=00"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+    assert r.json() == {"error": "the database is unavailable; deliver again later"}
