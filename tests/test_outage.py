@@ -12,6 +12,7 @@ Retry-After where no tool error is possible (a key that must be verified against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -85,16 +86,16 @@ class Cluster:
 
 @pytest.fixture
 def cluster():
-    root = Path(tempfile.mkdtemp(prefix="support-mcp-outage-"))
-    c = Cluster(root)
-    c.start()
+    root = Path(tempfile.mkdtemp(prefix="support-mcp-outage-"))  # not pytest's 0700 basetemp (see conftest)
     try:
-        yield c
-    finally:
+        c = Cluster(root)
+        c.start()
         try:
-            c.stop()
-        except RuntimeError:
-            pass
+            yield c
+        finally:
+            with contextlib.suppress(RuntimeError):  # already stopped if the test failed mid-outage
+                c.stop()
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
