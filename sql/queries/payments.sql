@@ -93,3 +93,23 @@ SELECT (SELECT to_jsonb(c) FROM (SELECT id, name, email, phone, stripe_customer_
              FROM ticket_stripe_refs r JOIN tickets t ON t.id = r.ticket_id
              WHERE r.ref = ANY(CAST(:refs AS text[]))
              ORDER BY t.number) AS tickets;
+
+-- name: quarantine-event(event_id, type, reason, body, body_sha256)^
+-- sql/tenant/0004: an event that can never be stored as such; the same body again counts a delivery.
+INSERT INTO stripe_quarantine AS q (event_id, type, reason, body, body_sha256)
+VALUES (:event_id, :type, :reason, :body, :body_sha256)
+ON CONFLICT (body_sha256) DO UPDATE SET deliveries = q.deliveries + 1, last_received_at = now()
+RETURNING (xmax = 0) AS inserted;
+
+-- name: list-quarantine(limit)
+SELECT id, event_id, type, reason, deliveries, length(body) AS bytes, received_at, last_received_at
+FROM stripe_quarantine
+ORDER BY received_at DESC, id DESC
+LIMIT :limit;
+
+-- name: given-up-events(max_attempts, limit)
+SELECT id, type, attempts, last_error, received_at
+FROM stripe_events
+WHERE processed_at IS NULL AND attempts >= :max_attempts
+ORDER BY received_at DESC
+LIMIT :limit;

@@ -9,6 +9,7 @@ Nothing else in the code sets search_path or role.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -190,13 +191,19 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection with no tenant scope (registry and global tables only)."""
-        if self.pool is None:
+        pool = self.pool
+        if pool is None:
             raise UpstreamUnavailable("the database is not started")
         try:
-            async with self.pool.acquire() as conn:
-                yield conn
+            conn = await pool.acquire()
         except Exception as exc:
             _reraise(exc)
+        try:
+            yield conn
+        except Exception as exc:
+            _reraise(exc)
+        finally:
+            await _release(pool, conn)
 
     @asynccontextmanager
     async def admin_scope(self) -> AsyncIterator[asyncpg.Connection]:
@@ -214,9 +221,8 @@ class Database:
     @asynccontextmanager
     async def global_scope(self) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on the app role for registry and `global` tables (schema-qualified SQL)."""
-        async with self.connection() as conn:
-            async with conn.transaction():
-                yield conn
+        async with self.connection() as conn, _transaction(conn):
+            yield conn
 
     @asynccontextmanager
     async def tenant_scope(self, slug: str, *, allow_suspended: bool = False) -> AsyncIterator[Scope]:
@@ -224,7 +230,7 @@ class Database:
         validate_slug(slug)
         async with self.connection() as conn:
             try:
-                async with conn.transaction():
+                async with _transaction(conn):
                     tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
                     yield Scope(conn, tenant_id, slug)
             except Exception as exc:
@@ -261,8 +267,44 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                               decoder=lambda b: json.loads(b[1:]))
 
 
+async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Give a connection back. By now the caller's transaction has committed or rolled back, and
+    its outcome (or its own error) is what the caller must see: a failure to reset the connection
+    (the server went away right after COMMIT, asyncpg's "cannot switch to state ...") is logged and
+    the connection dropped, never raised."""
+    try:
+        await pool.release(conn)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.warning("db_release_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        with contextlib.suppress(Exception):
+            conn.terminate()  # asyncpg already terminates on a failed reset; make sure
+
+
+@asynccontextmanager
+async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction whose outcome the caller sees exactly: an error raised inside it is never
+    replaced by a failing ROLLBACK (a dead connection rolls back by itself), and a connection lost
+    during COMMIT says the outcome is unknown."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await tx.rollback()
+        raise
+    try:
+        await tx.commit()
+    except dberrors.CONNECTION_ERRORS as exc:
+        raise UpstreamUnavailable(
+            "the database connection was lost while committing: the change may or may not have been "
+            "saved; check before retrying") from exc
+
+
 def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:
     mapped = dberrors.translate(exc, tenant=tenant)
+    if isinstance(exc, asyncpg.InternalClientError):  # mapped as a lost connection: keep it visible
+        log.warning("db_connection_broken", error=str(exc)[:200])
     if mapped is None or mapped is exc:
         raise exc
     raise mapped from exc

@@ -23,13 +23,23 @@ from .errors import (
 UNKNOWN_TENANT = "SM404"
 SUSPENDED_TENANT = "SM423"
 
-_CONNECTION_ERRORS = (
+#: The server is gone, going, not yet up, or the connection broke: all transient.
+CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.InterfaceError,  # includes "connection is closed", ConnectionDoesNotExistError
+    # "cannot switch to state 15; another operation (2) is in progress": the server's FATAL
+    # (57P01, a terminated backend) arrived on an idle or pooled connection before its socket
+    # closed. (Two coroutines sharing one connection raise InterfaceError "another operation
+    # is in progress" instead; that is not this.)
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,  # 57P03: starting up / shutting down
+    asyncpg.AdminShutdownError,  # 57P01: the server is stopping (fast/immediate shutdown)
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.TooManyConnectionsError,  # 53300
 )
+UNAVAILABLE = "the database is unavailable; retry in a few seconds"
 
 
 def translate(exc: BaseException, *, tenant: str | None = None) -> SupportError | None:
@@ -57,8 +67,8 @@ def translate(exc: BaseException, *, tenant: str | None = None) -> SupportError 
         return UpstreamUnavailable("the record is busy; try again")
     if isinstance(exc, asyncpg.SerializationError):
         return UpstreamUnavailable("a concurrent change conflicted; try again")
-    if isinstance(exc, _CONNECTION_ERRORS):
-        return UpstreamUnavailable("the database is unavailable; try again shortly")
+    if isinstance(exc, CONNECTION_ERRORS):
+        return UpstreamUnavailable(UNAVAILABLE)
     return None
 
 

@@ -35,6 +35,7 @@ class UpstreamUnavailable(SupportError):
     """A backend (database, vector store, Stripe) cannot be reached or timed out."""
 
     kind = "upstream_unavailable"
+    retry_after = 5  # seconds an HTTP 503 asks the client to wait (Retry-After)
 
 
 class NotConnected(SupportError):

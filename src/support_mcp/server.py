@@ -12,8 +12,9 @@ from . import __version__
 from .access import Principal
 from .app import App, AuthMode
 from .db import Database
-from .errors import NotPermitted
+from .errors import NotPermitted, UpstreamUnavailable
 from .guard import Guard
+from .http_faults import SupportServer
 from .kb.limits import bound_ingest_schema
 from .kb.service import KnowledgeBase
 from .payments.webhooks import WebhookReceiver
@@ -34,7 +35,8 @@ Destructive tools ask for confirmation; never confirm on the user's behalf witho
 
 
 class BearerKeys:
-    """The SDK's TokenVerifier over our API keys (HTTP transports)."""
+    """The SDK's TokenVerifier over our API keys (HTTP transports). A database outage raises
+    UpstreamUnavailable here, inside the SDK's auth middleware: http_faults answers it 503."""
 
     def __init__(self, verifier: KeyVerifier) -> None:
         self.verifier = verifier
@@ -60,7 +62,7 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
     guard = Guard(app, minimal=_bench_minimal_guard)
     auth = dict(token_verifier=BearerKeys(app.verifier),
                 auth=AuthSettings(issuer_url=issuer_url, resource_server_url=None)) if bearer else {}
-    server = MCPServer("support-mcp", instructions=INSTRUCTIONS, version=__version__, lifespan=app.lifespan,
+    server = SupportServer("support-mcp", instructions=INSTRUCTIONS, version=__version__, lifespan=app.lifespan,
                        log_level=settings.log_level, middleware=[guard], **auth)
     guard.server = server
     register_tools(server)
@@ -72,7 +74,9 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
         status = await database_status(app.db, count_tenants=False)
         body = {"status": "ok" if status.reachable else "degraded", "version": __version__,
                 "database": status.model_dump(exclude={"error", "tenants"})}
-        return JSONResponse(body, status_code=200 if status.reachable else 503)
+        if status.reachable:
+            return JSONResponse(body)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(UpstreamUnavailable.retry_after)})
 
     app.webhooks = receiver = WebhookReceiver(settings, app.db, app.stripe)
 

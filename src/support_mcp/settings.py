@@ -120,8 +120,8 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, le=16_777_216, description="Larger webhook bodies are refused with 413.",
     )
     stripe_webhook_max_attempts: int = Field(
-        default=10, ge=1, le=100, description="Processing attempts per stored event before retries stop "
-        "(`support-mcp stripe retry` still reprocesses it).",
+        default=10, ge=1, le=100, description="Processing attempts per stored event before retries stop, "
+        "Stripe's redeliveries too: a delivery then answers 200 (`support-mcp stripe retry` still reprocesses it).",
     )
 
     # --- logging -------------------------------------------------------------------------

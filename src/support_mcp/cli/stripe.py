@@ -1,4 +1,5 @@
-"""`support-mcp stripe ...`: connect a tenant to its Stripe account, retry stored webhook events."""
+"""`support-mcp stripe ...`: connect a tenant to its Stripe account, retry stored webhook events, list
+quarantined ones."""
 
 from __future__ import annotations
 
@@ -86,3 +87,44 @@ def retry(
     typer.echo(f"{done} event(s) processed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("quarantine")
+def quarantine(
+    tenant: list[str] = typer.Option(None, "--tenant", help="Only this tenant (repeatable). Default: every tenant."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="At most this many events per tenant, newest first."),
+    max_attempts: int | None = typer.Option(
+        None, "--max-attempts", min=1, help="Also list stored events that failed this often "
+        "(default: SUPPORT_MCP_STRIPE_WEBHOOK_MAX_ATTEMPTS, where retries stop)."),
+) -> None:
+    """List webhook events kept in quarantine: signed events of the tenant's account that can never
+    be stored or processed (NUL characters, unpaired surrogates, non-finite numbers, absurd timestamps),
+    then stored events whose processing stopped after SUPPORT_MCP_STRIPE_WEBHOOK_MAX_ATTEMPTS failures."""
+    s = settings()
+
+    async def go(db: Database) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+        if tenant:
+            slugs = [validate_slug(t) for t in tenant]
+        else:
+            async with db.connection() as conn:
+                slugs = [r["slug"] async for r in queries.list_tenant_slugs(conn)]
+        kept: list[tuple[str, dict]] = []
+        gave_up: list[tuple[str, dict]] = []
+        for slug in slugs:
+            async with db.tenant_scope(slug, allow_suspended=True) as scope:
+                kept += [(slug, dict(r)) async for r in queries.list_quarantine(scope.conn, limit=limit)]
+                gave_up += [(slug, dict(r)) async for r in queries.given_up_events(
+                    scope.conn, max_attempts=max_attempts or s.stripe_webhook_max_attempts, limit=limit)]
+        return kept, gave_up
+
+    kept, gave_up = run_with_db(go, s)
+    for slug, r in kept:
+        typer.echo(f"{slug}\t{r['event_id']}\t{r['type']}\t{r['received_at']:%Y-%m-%d %H:%M:%S}\t"
+                   f"{r['deliveries']} deliveries\t{r['bytes']} bytes\t{r['reason']}")
+    typer.echo(f"{len(kept)} quarantined event(s)")
+    for slug, r in gave_up:
+        typer.echo(f"{slug}\t{r['id']}\t{r['type']}\t{r['received_at']:%Y-%m-%d %H:%M:%S}\t"
+                   f"failed {r['attempts']} times\t{r['last_error'] or ''}")
+    if gave_up:
+        typer.echo(f"{len(gave_up)} event(s) whose processing stopped after failing; "
+                   "`support-mcp stripe retry` processes them again")

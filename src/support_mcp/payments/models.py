@@ -30,7 +30,11 @@ def money(amount: int | None, currency: str | None) -> str | None:
 
 
 def ts(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    """A Stripe timestamp; None when absent or out of range (a webhook may carry anything)."""
+    try:
+        return None if value is None else datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
 
 
 class DisputeSummary(BaseModel):

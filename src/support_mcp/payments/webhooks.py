@@ -7,12 +7,16 @@ connected account. The event is stored (unique id: a replay stores nothing new) 
 is processed; processing runs in its own transaction, and a failure leaves the event
 unprocessed and answers 500 so Stripe delivers it again (and the next delivery for the
 tenant, or `support-mcp stripe retry`, retries it too).
+
+Bodies that can never be processed never loop: not an event (bad JSON, too deep) -> 400; an
+event of this account with unstorable values or an absurd timestamp -> kept in quarantine, 200
+(see webhook_body); an event whose processing failed stripe_webhook_max_attempts times -> 200,
+kept unprocessed. A database outage answers 503 with Retry-After.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..db import Database, queries
-from ..errors import InvalidInput, NotConnected, NotFound, SupportError, TenantUnavailable
+from ..errors import InvalidInput, NotConnected, NotFound, SupportError, TenantUnavailable, UpstreamUnavailable
 from ..logging import get_logger
-from . import events
+from . import events, webhook_body
 from .gateway import StripeGateway, TenantAccount
 
 if TYPE_CHECKING:
@@ -32,13 +36,18 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-EVENT_ID_RE = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
 _DUMMY_SECRET = "whsec_" + "0" * 32  # verify anyway for unknown tenants: same work, same answer
 _SWEEP_BATCH = 20
 
 
 def _answer(status: int, **body: Any) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+    headers = {"Retry-After": str(UpstreamUnavailable.retry_after)} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _unavailable(slug: str, exc: SupportError) -> JSONResponse:
+    log.warning("webhook_database_unavailable", tenant=slug[:40], error=str(exc))
+    return _answer(503, error="the database is unavailable; deliver again later")
 
 
 def _why(exc: BaseException) -> str:
@@ -70,22 +79,6 @@ def _signed_at(header: str) -> int:
     return 0
 
 
-def _event(body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the body is not JSON") from None
-    if not isinstance(event, dict) or event.get("object") != "event":
-        raise InvalidInput("the body is not a Stripe event")
-    data = event.get("data")
-    if (not isinstance(event.get("id"), str) or not EVENT_ID_RE.match(event["id"])
-            or not isinstance(event.get("type"), str) or not 0 < len(event["type"]) <= 200
-            or not isinstance(event.get("created"), int) or not isinstance(data, dict)
-            or not isinstance(data.get("object"), dict) or not isinstance(data["object"].get("id"), str)):
-        raise InvalidInput("the body is not a Stripe event (id, type, created and data.object are required)")
-    return event
-
-
 class WebhookReceiver:
     def __init__(self, settings: Settings, db: Database, gateway: StripeGateway) -> None:
         self.settings, self.db, self.gateway = settings, db, gateway
@@ -102,6 +95,8 @@ class WebhookReceiver:
             acct = await self.gateway.registry(slug)
         except InvalidInput:
             acct = None
+        except UpstreamUnavailable as exc:
+            return _unavailable(slug, exc)
         tolerance = self.settings.stripe_webhook_tolerance_seconds
         secret = acct.webhook_secret if acct is not None and acct.webhook_secret else None
         try:
@@ -117,20 +112,26 @@ class WebhookReceiver:
             return _answer(400, error="signature verification failed")
         assert acct is not None
         try:
-            event = _event(body)
+            event = webhook_body.parse(body)
         except InvalidInput as exc:
+            log.warning("webhook_unparseable", tenant=slug, error=str(exc))
             return _answer(400, error=str(exc))
         if acct.account_id is None or event.get("account") != acct.account_id:
             log.warning("webhook_wrong_account", tenant=slug, event_id=event["id"])
             return _answer(400, error="the event is not from this tenant's connected Stripe account")
         if acct.status != "active":
             return _answer(503, error="tenant is suspended; deliver again later")
+        reason = webhook_body.quarantine_reason(event)
+        if reason is not None:
+            return await self._quarantine(acct, event, body, reason)
         quick = event["type"] not in events.NEEDS_STRIPE  # store and apply in one transaction
         try:
             if quick:
                 stored, outcome, failure = await self._store_and_apply(acct, event)
             else:
                 stored, outcome, failure = await self._store(acct, event), None, None
+        except InvalidInput as exc:  # PostgreSQL refused a value: no redelivery can change that
+            return await self._quarantine(acct, event, body, f"not storable: {exc}")
         except SupportError as exc:
             log.warning("webhook_store_failed", tenant=slug, event_id=event["id"], error=str(exc))
             return _answer(503, error="could not store the event; deliver again later")
@@ -143,10 +144,29 @@ class WebhookReceiver:
                 failure = exc
                 await self._mark_failed(acct.slug, event["id"], exc)
         if failure is not None:
+            attempts = (stored["attempts"] or 0) + 1
+            if attempts >= self.settings.stripe_webhook_max_attempts:  # retries stop, Stripe's too
+                log.error("webhook_gave_up", tenant=slug, event_id=event["id"], attempts=attempts)
+                return _answer(200, received=True, gave_up=True, error=f"processing failed {attempts} times; "
+                               "kept unprocessed for an operator (support-mcp stripe quarantine / retry)")
             return _answer(500, error="stored, but processing failed; it will be retried")
         task = BackgroundTask(self.sweep, acct) if slug in self._pending and slug not in self._sweeping else None
         return JSONResponse({"received": True, "duplicate": not stored["inserted"], "outcome": outcome},
                             background=task)
+
+    async def _quarantine(self, acct: TenantAccount, event: dict[str, Any], body: bytes, reason: str) -> JSONResponse:
+        """Keep an event that can never be stored or processed verbatim, and answer 200 (see webhook_body)."""
+        try:
+            async with self.db.tenant_scope(acct.slug) as s:
+                row = await queries.quarantine_event(
+                    s.conn, event_id=event["id"], type=webhook_body.printable(event["type"], 400),
+                    reason=reason[:500], body=body, body_sha256=hashlib.sha256(body).digest())
+        except SupportError as exc:
+            log.warning("webhook_store_failed", tenant=acct.slug, event_id=event["id"], error=str(exc))
+            return _answer(503, error="could not store the event; deliver again later")
+        log.warning("webhook_quarantined", tenant=acct.slug, event_id=event["id"], reason=reason)
+        return _answer(200, received=True, quarantined=True, duplicate=not row["inserted"],
+                       reason=f"{reason}; kept for an operator (support-mcp stripe quarantine)")
 
     async def _store(self, acct: TenantAccount, event: dict[str, Any]) -> Any:
         async with self.db.tenant_scope(acct.slug) as s:

@@ -1,0 +1,79 @@
+"""The scoping point under connection faults (issue 10, finding 6): a transaction's outcome is
+what the caller sees. A COMMIT that succeeded answers success even when giving the connection
+back fails afterwards; an error raised inside the transaction is never replaced by the failure
+of a ROLLBACK on a dead connection. Faults are real: the server terminates the backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from support_mcp.db import Database
+from support_mcp.errors import InvalidInput
+
+
+async def _arm_release_trap(conn) -> None:  # noqa: ANN001 - the scope's connection
+    """Make the reset asyncpg runs when this connection goes back to the pool (its first statement
+    is `SELECT pg_advisory_unlock_all()`) terminate the backend, on the server, right after COMMIT:
+    a function of that name in the tenant's schema, first on the session's search_path."""
+    schema = await conn.fetchval("SELECT current_schema()")
+    await conn.execute("CREATE OR REPLACE FUNCTION pg_advisory_unlock_all() RETURNS void LANGUAGE plpgsql "
+                       "AS $$BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); END$$")
+    await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO PUBLIC')
+    await conn.execute("SELECT set_config('search_path', $1, false)", f'"{schema}", pg_catalog')
+
+
+async def _backend_alive(db: Database, pid: int) -> bool:
+    async with db.connection() as conn:
+        return bool(await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
+
+
+async def _wait_gone(db: Database, pid: int) -> None:
+    for _ in range(200):  # bounded: the server ends a terminated backend within milliseconds
+        if not await _backend_alive(db, pid):
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"backend {pid} is still alive")
+
+
+async def test_a_committed_write_succeeds_although_the_release_fails(db: Database, make_tenant) -> None:
+    slug = await make_tenant("rel")
+    async with db.tenant_scope(slug) as s:
+        await s.conn.execute("INSERT INTO customers (name, email) VALUES ('Kept', 'kept@example.com')")
+        pid = s.conn.get_server_pid()
+        await _arm_release_trap(s.conn)
+    await _wait_gone(db, pid)  # the trap fired: the release really failed
+    async with db.tenant_scope(slug) as s:
+        assert await s.conn.fetchval("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
+        assert s.conn.get_server_pid() != pid
+    for _ in range(3):  # the pool recovered: later scopes work
+        async with db.tenant_scope(slug) as s:
+            assert await s.conn.fetchval("SELECT 1") == 1
+
+
+async def test_an_error_inside_is_not_masked_by_a_dead_connection(db: Database, make_tenant) -> None:
+    slug = await make_tenant("rel")
+    with pytest.raises(InvalidInput, match="the caller's own error"):
+        async with db.tenant_scope(slug) as s:
+            await s.conn.execute("INSERT INTO customers (name, email) VALUES ('Gone', 'gone@example.com')")
+            pid = s.conn.get_server_pid()
+            async with db.connection() as other:
+                assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await _wait_gone(db, pid)
+            raise InvalidInput("the caller's own error")
+    async with db.tenant_scope(slug) as s:
+        assert await s.conn.fetchval("SELECT count(*) FROM customers WHERE email = 'gone@example.com'") == 0
+
+
+async def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(db: Database, make_tenant) -> None:
+    from support_mcp.errors import UpstreamUnavailable
+
+    slug = await make_tenant("rel")
+    with pytest.raises(UpstreamUnavailable, match="may or may not have been saved"):
+        async with db.tenant_scope(slug) as s:
+            await s.conn.execute("INSERT INTO customers (name, email) VALUES ('Maybe', 'maybe@example.com')")
+            pid = s.conn.get_server_pid()
+            async with db.connection() as other:
+                assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await _wait_gone(db, pid)
