@@ -69,3 +69,49 @@ def test_untrusted_fields_of_a_result_model() -> None:
     assert untrusted_fields(TicketDetail) == [
         "subject", "assignee", "tags[]", "description", "customer.name", "customer.email", "customer.phone",
         "messages[].content"]
+
+
+#: result field names that hold customer-, document- or Stripe-controlled text wherever they appear
+CONTROLLED = {"name", "email", "phone", "subject", "description", "content", "assignee", "tags", "title",
+              "source_uri", "snippet", "heading_path", "reason", "failure_message"}
+
+
+def _properties(schema: dict, defs: dict, path: str = "", seen: frozenset = frozenset()):  # noqa: ANN202
+    """(dotted path, property schema) of every property, following $ref, arrays and anyOf."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return
+        yield from _properties(defs[name], defs, path, seen | {name})
+        return
+    for sub in schema.get("anyOf", []):
+        yield from _properties(sub, defs, path, seen)
+    if schema.get("type") == "array" and "items" in schema:
+        yield from _properties(schema["items"], defs, path + "[]", seen)
+    for key, prop in schema.get("properties", {}).items():
+        here = f"{path}.{key}" if path else key
+        yield here, prop
+        yield from _properties(prop, defs, here, seen)
+
+
+async def test_every_tool_result_marks_its_untrusted_fields(connect) -> None:
+    """Registry-wide: customer-controlled result fields carry `x-untrusted` and an "untrusted:"
+    description in the output schema, and the tool description lists exactly those fields."""
+    async with connect(all_tenants=True) as c:
+        tools = (await c.client.list_tools()).tools
+    for tool in tools:
+        schema = tool.output_schema or {}
+        marked = []
+        for path, prop in _properties(schema, schema.get("$defs", {})):
+            leaf = path.rsplit(".", 1)[-1]
+            if prop.get("x-untrusted"):
+                assert prop["description"].startswith("untrusted:"), (tool.name, path)
+                marked.append(path + ("[]" if prop.get("type") == "array" or any(
+                    s.get("type") == "array" for s in prop.get("anyOf", [])) else ""))
+            elif leaf in CONTROLLED and "enum" not in prop:  # an enum is the server's own vocabulary
+                raise AssertionError(f"{tool.name}: result field {path} is not marked untrusted")
+        line = [ln for ln in (tool.description or "").splitlines() if ln.startswith("Untrusted result fields")]
+        if marked:
+            assert line and line[0].endswith(": " + ", ".join(dict.fromkeys(marked)) + "."), (tool.name, marked, line)
+        else:
+            assert not line, tool.name
