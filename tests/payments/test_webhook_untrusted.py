@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from support_mcp.server import build_server
-from support_mcp.testing.markdown_check import HOSTILE, MARKER, check_untrusted
+from support_mcp.testing.markdown_check import HOSTILE, MARKER, OUR_HEADINGS, check_untrusted
 from support_mcp.testing.stripe_double import make_event, signed_webhook
 
 CASES = list(HOSTILE.items())
@@ -63,7 +63,7 @@ async def test_payment_failed_with_a_hostile_billing_name(post_event, connect, s
     detail, texts = await _rendered(connect, t.slug)
     assert detail["customer"]["name"] == value[:200]  # stored as Stripe sent it, escaped when shown
     for md in texts:
-        checked = check_untrusted(md, _values(detail), MARKER)
+        checked = check_untrusted(md, _values(detail), MARKER, OUR_HEADINGS)
         assert detail["description"] in checked.texts() and detail["subject"] in checked.texts()
 
 
@@ -81,4 +81,4 @@ async def test_dispute_with_a_hostile_reason_and_cardholder(post_event, connect,
     detail, texts = await _rendered(connect, t.slug)
     assert detail["customer"]["name"] == value[:200] and MARKER in detail["subject"]
     for md in texts:
-        check_untrusted(md, _values(detail), MARKER)
+        check_untrusted(md, _values(detail), MARKER, OUR_HEADINGS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from support_mcp.testing.markdown_check import HOSTILE, HOSTILE_EMAILS, MARKER, check_untrusted
+from support_mcp.testing.markdown_check import HOSTILE, HOSTILE_EMAILS, MARKER, OUR_HEADINGS, check_untrusted
 
 CASES = list(HOSTILE.items())
 
@@ -45,13 +45,13 @@ async def test_hostile_ticket_fields_from_tools(connect, make_tenant, name: str,
         assert MARKER in detail["customer"]["name"] and MARKER in detail["assignee"]
 
         md = await _read(c, f"ticket://{a}/{t['number']}")
-        checked = check_untrusted(md, values, MARKER)
+        checked = check_untrusted(md, values, MARKER, OUR_HEADINGS)
         # subject, description, 2 messages typed, 1 status note: every one a block of its own
         assert checked.texts()[:4] == [detail["subject"], detail["description"], value, value]
         assert md.startswith(f"# Ticket #{t['number']}\n")
 
         draft = await _prompt(c, "draft_reply", a, t["id"])
-        checked = check_untrusted(draft, values + doc_values + [value[:200]], MARKER)
+        checked = check_untrusted(draft, values + doc_values + [value[:200]], MARKER, OUR_HEADINGS)
         kinds = [k for k, _ in checked.blocks]
         assert kinds[0] == "policies" and "document passage" in kinds and "subject" in kinds
         assert checked.texts()[0] == value  # the policies, whole, in their block
@@ -59,7 +59,7 @@ async def test_hostile_ticket_fields_from_tools(connect, make_tenant, name: str,
         assert draft.count(f"\n{closer}\n") == len(checked.blocks) and draft.count(f"`{closer}`") == 1
 
         summary = await _prompt(c, "summarize_ticket", a, f"#{t['number']}")
-        check_untrusted(summary, values + [value[:200]], MARKER)
+        check_untrusted(summary, values + [value[:200]], MARKER, OUR_HEADINGS)
 
         kb_md = await _read(c, f"kb://{a}/documents/{hits[0]['document_id']}")
         checked = check_untrusted(kb_md, doc_values[:2], MARKER)  # title and source; headings are in the block
@@ -82,6 +82,6 @@ async def test_hostile_values_stored_by_other_paths_render_safely(connect, make_
     async with connect([a]) as c:
         detail = await c.ok("get_ticket", tenant=a, ticket=str(number))
         md = await _read(c, f"ticket://{a}/{number}")
-    check_untrusted(md, _ticket_values(detail), MARKER)
+    check_untrusted(md, _ticket_values(detail), MARKER, OUR_HEADINGS)
     header = md.split("\n\n", 2)[1]
     assert len(header.splitlines()) == 5 and "## Instructions" not in header.replace("\\n## Instructions", "")

@@ -83,8 +83,22 @@ def _without_escaped(line: str, values: Iterable[str]) -> str:
     return line
 
 
-def check_untrusted(md: str, values: Iterable[str], marker: str) -> Checked:
+#: the headings the server itself writes (ticket markdown and the knowledge-base document)
+OUR_HEADINGS = re.compile(r"(Ticket #\d+|Subject|Description|Thread \(\d+ message\(s\), oldest first\)"
+                          r"|(customer|agent|ai|system)( \(internal note\))?, \d{4}-\d\d-\d\d \d\d:\d\d UTC)")
+
+
+def headings(md: str) -> list[str]:
+    """The text of every heading a CommonMark renderer sees."""
+    tokens = MarkdownIt("commonmark").parse(md)
+    return [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+
+
+def check_untrusted(md: str, values: Iterable[str], marker: str, allowed_headings: re.Pattern | None = None) -> Checked:
     values = [v for v in values if v]
+    if allowed_headings is not None:  # first: this holds whatever the fence looks like
+        stray = [h for h in headings(md) if not allowed_headings.fullmatch(h)]
+        assert not stray, f"headings the server did not write: {stray[:3]}"
     checked = _blocks(md)
     # as text: outside the blocks, hostile text only as one escaped line, never starting one
     for line in checked.outside.split("\n"):
