@@ -77,12 +77,12 @@ class Fence:
     at `</untrusted-{nonce}>`" can tell the real end from any text inside."""
 
     def __init__(self) -> None:
-        self.nonce = secrets.token_hex(4)
+        self.nonce = secrets.token_hex(6)  # 48 bits: a guess sprayed through a message is hopeless
         self.tag = f"untrusted-{self.nonce}"
 
     def block(self, text: str, kind: str) -> str:
-        # the nonce never appears inside: not even a correct guess can close the block
-        text = text.replace(self.nonce, "[nonce removed]")
+        # the nonce never appears inside (in any case): not even a correct guess can close the block
+        text = re.sub(self.nonce, "[nonce removed]", text, flags=re.IGNORECASE)
         longest = max((len(m) for m in _RUNS.findall(text)), default=2)
         code = "`" * max(3, longest + 1)
         # blank lines around the opening tag: a markdown renderer starts the tag's HTML block even

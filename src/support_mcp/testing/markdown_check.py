@@ -57,7 +57,7 @@ class Checked:
 
 
 def _blocks(md: str) -> Checked:
-    found = re.search(r"<untrusted-([0-9a-f]{8}) kind=", md)
+    found = re.search(r"<untrusted-([0-9a-f]{12}) kind=", md)
     assert found, "no untrusted block in the markdown"
     nonce = found.group(1)
     tag = f"untrusted-{nonce}"
