@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from support_mcp.desk.models import TicketDetail
@@ -116,3 +118,19 @@ async def test_every_tool_result_marks_its_untrusted_fields(connect) -> None:
             assert line and line[0].endswith(": " + ", ".join(dict.fromkeys(marked)) + "."), (tool.name, marked, line)
         else:
             assert not line, tool.name
+
+
+_ANY_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=300)
+_MARKDOWNISH = st.lists(st.sampled_from(["\n", "\r", "`", "```", "~~~", "#", "- ", "> ", "<!--", "</untrusted>", "<",
+                                         "\u202e", "\u200b", "    ", "1. ", "===", "ZXQ", "a"]), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_ANY_TEXT, _MARKDOWNISH))
+def test_any_text_stays_in_its_fence_or_on_its_line(text: str) -> None:
+    value = MARKER + text
+    fence = Fence()
+    md = "\n".join(["# Ticket #1", "", f"- customer name: {one_line(value)}", "", "## Subject",
+                    fence.block(value, "subject"), ""])
+    checked = check_untrusted(md, [value], MARKER)
+    assert checked.texts() == [value] or fence.nonce in value.lower()

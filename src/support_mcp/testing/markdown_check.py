@@ -112,7 +112,7 @@ def check_untrusted(md: str, values: Iterable[str], marker: str, allowed_heading
     # as CommonMark
     tokens = MarkdownIt("commonmark").parse(md)
     fences = [t.content for t in tokens if t.type in ("fence", "code_block")]
-    expected = [text.replace("\r\n", "\n").replace("\r", "\n") + "\n" for text in checked.texts()]
+    expected = [(text + "\n").replace("\r\n", "\n").replace("\r", "\n") for text in checked.texts()]
     assert fences == expected, "the renderer's fences differ from the blocks"
     tag = re.compile(rf'^</?untrusted-{checked.nonce}( kind="[^"\n]*")?>$')
     for t in tokens:
