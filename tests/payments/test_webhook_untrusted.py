@@ -82,3 +82,17 @@ async def test_dispute_with_a_hostile_reason_and_cardholder(post_event, connect,
     assert detail["customer"]["name"] == value[:200] and MARKER in detail["subject"]
     for md in texts:
         check_untrusted(md, _values(detail), MARKER, OUR_HEADINGS)
+
+
+@pytest.mark.parametrize("billing_name", ["   ", "\u200b", "x" * 300 + "   "])
+async def test_a_blank_or_odd_billing_name_still_opens_the_ticket(post_event, connect, stripe_tenant,
+                                                                   billing_name: str) -> None:
+    t = await stripe_tenant()
+    error = {"code": "card_declined", "message": "declined",
+             "payment_method": {"billing_details": {"name": billing_name, "email": None}}}
+    pi = t.acct.payment_intent(amount=1500, status="requires_payment_method", last_payment_error=error)
+    async with post_event() as post:
+        r = await post(t.slug, make_event("payment_intent.payment_failed", pi, account=t.account_id), t.secret)
+    assert r.status_code == 200 and r.json()["outcome"].startswith("opened ticket #"), r.text
+    detail, _ = await _rendered(connect, t.slug)
+    assert detail["customer"]["name"].strip()

@@ -77,8 +77,11 @@ async def _customer(conn: asyncpg.Connection, payer: Payer) -> Customer:
                 row = await queries.link_customer_stripe_id(
                     conn, id=row["id"], stripe_customer_id=payer.stripe_customer_id) or row
             return Customer(**dict(row))
-    row = await queries.insert_customer(conn, name=(payer.name or payer.email or payer.fallback_name)[:200],
-                                        email=payer.email, phone=None, stripe_customer_id=payer.stripe_customer_id)
+    # a cardholder may type anything, even only spaces (which the name check refuses): trimmed like
+    # create_customer's names, and a blank one falls back to the email or the payment
+    name = (payer.name or "").strip()[:200].strip() or payer.email or payer.fallback_name
+    row = await queries.insert_customer(conn, name=name[:200], email=payer.email, phone=None,
+                                        stripe_customer_id=payer.stripe_customer_id)
     return Customer(**dict(row))
 
 
