@@ -40,3 +40,4 @@ async def test_the_domain_refuses_system_too_and_the_server_still_writes_its_not
     async with db.tenant_scope(a) as s:
         with pytest.raises(InvalidInput, match="reserved for the server"):
             await tickets.add_message(s.conn, t["id"], content="x", author_role="system", internal=True)
+
