@@ -7,7 +7,8 @@ Every value a customer, a document or Stripe controls reaches an agent's markdow
   `<untrusted-{nonce}>` ... `</untrusted-{nonce}>` pair around a code fence longer than any
   backtick or tilde run of the text. The nonce is random per render and is removed from the text
   itself, so the text cannot forge the closer (not even by guessing it); the code fence keeps a
-  markdown renderer from turning the text into headings, lists or HTML.
+  markdown renderer from turning the text into headings, lists or HTML. Characters that hide
+  or reorder text are written as visible escapes even there (`reveal`).
 - short values (names, emails, phones, assignee, tags, titles, headings, URIs) by `one_line`:
   one line, control/format characters escaped, markdown punctuation backslash-escaped, capped.
 
@@ -37,14 +38,28 @@ _LEADING = frozenset("#>-+=_*")
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _RUNS = re.compile(r"`{3,}|~{3,}")
+#: made visible even inside fences: invisible characters that hide or reorder text (zero-width
+#: space, word joiner, BOM, bidi embeddings/overrides/isolates, Unicode tag characters) and
+#: control characters other than tab and line ends. Joiners and LRM/RLM stay: scripts need them.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff"
+                        "\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
+
+
+def _codepoint(ch: str) -> str:
+    cp = ord(ch)
+    return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+def reveal(text: str) -> str:
+    """`text` with its invisible characters (see _INVISIBLE) written as `\\u200b`-style escapes."""
+    return _INVISIBLE.sub(lambda m: _codepoint(m.group()), text)
 
 
 def _escape_char(ch: str) -> str:
     if ch in _NAMED:
         return _NAMED[ch]
     if unicodedata.category(ch) in _ESCAPED_CATEGORIES:  # controls, zero-width, bidi, tags, separators
-        cp = ord(ch)
-        return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+        return _codepoint(ch)
     if ch in _INLINE:
         return "\\" + ch
     return ch
@@ -82,7 +97,7 @@ class Fence:
 
     def block(self, text: str, kind: str) -> str:
         # the nonce never appears inside (in any case): not even a correct guess can close the block
-        text = re.sub(self.nonce, "[nonce removed]", text, flags=re.IGNORECASE)
+        text = reveal(re.sub(self.nonce, "[nonce removed]", text, flags=re.IGNORECASE))
         longest = max((len(m) for m in _RUNS.findall(text)), default=2)
         code = "`" * max(3, longest + 1)
         # blank lines around the opening tag: a markdown renderer starts the tag's HTML block even

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from support_mcp.testing.markdown_check import HOSTILE, HOSTILE_EMAILS, MARKER, OUR_HEADINGS, check_untrusted
+from support_mcp.untrusted import reveal
 
 CASES = list(HOSTILE.items())
 
@@ -47,14 +48,14 @@ async def test_hostile_ticket_fields_from_tools(connect, make_tenant, name: str,
         md = await _read(c, f"ticket://{a}/{t['number']}")
         checked = check_untrusted(md, values, MARKER, OUR_HEADINGS)
         # subject, description, 2 messages typed, 1 status note: every one a block of its own
-        assert checked.texts()[:4] == [detail["subject"], detail["description"], value, value]
+        assert checked.texts()[:4] == [reveal(v) for v in (detail["subject"], detail["description"], value, value)]
         assert md.startswith(f"# Ticket #{t['number']}\n")
 
         draft = await _prompt(c, "draft_reply", a, t["id"])
         checked = check_untrusted(draft, values + doc_values + [value[:200]], MARKER, OUR_HEADINGS)
         kinds = [k for k, _ in checked.blocks]
         assert kinds[0] == "policies" and "document passage" in kinds and "subject" in kinds
-        assert checked.texts()[0] == value  # the policies, whole, in their block
+        assert checked.texts()[0] == reveal(value)  # the policies, whole, in their block
         closer = f"</untrusted-{checked.nonce}>"  # one nonce for the whole prompt
         assert draft.count(f"\n{closer}\n") == len(checked.blocks) and draft.count(f"`{closer}`") == 1
 
@@ -64,7 +65,7 @@ async def test_hostile_ticket_fields_from_tools(connect, make_tenant, name: str,
         kb_md = await _read(c, f"kb://{a}/documents/{hits[0]['document_id']}")
         checked = check_untrusted(kb_md, doc_values[:2], MARKER)  # title and source; headings are in the block
         assert len(checked.blocks) == 1 and "Refunds take 5 days." in checked.texts()[0]
-        assert all(h in checked.texts()[0] for h in hits[0]["heading_path"])
+        assert all(reveal(h) in checked.texts()[0] for h in hits[0]["heading_path"])
 
 
 async def test_hostile_values_stored_by_other_paths_render_safely(connect, make_tenant, db) -> None:
