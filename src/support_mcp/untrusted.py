@@ -97,7 +97,7 @@ class Fence:
 
     def block(self, text: str, kind: str) -> str:
         # the nonce never appears inside (in any case): not even a correct guess can close the block
-        text = reveal(re.sub(self.nonce, "[nonce removed]", text, flags=re.IGNORECASE))
+        text = re.sub(self.nonce, "[nonce removed]", reveal(text), flags=re.IGNORECASE)
         longest = max((len(m) for m in _RUNS.findall(text)), default=2)
         code = "`" * max(3, longest + 1)
         # blank lines around the opening tag: a markdown renderer starts the tag's HTML block even
