@@ -19,6 +19,7 @@ PostingRole = Literal["customer", "agent", "ai"]
 POSTING_ROLES: tuple[str, ...] = ("customer", "agent", "ai")
 SYSTEM_ROLE_REFUSED = "author_role 'system' is reserved for the server's own notes; post as agent or ai"
 
+
 class Customer(BaseModel):
     id: UUID
     name: str = untrusted_field()
