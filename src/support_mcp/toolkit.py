@@ -27,6 +27,7 @@ from .errors import SupportError
 from .guard import TOOL_POLICY, current_principal, note_call, request_scope
 from .logging import bind_context, get_logger, unbind_context
 from .payments.gateway import TenantStripe
+from .untrusted import tool_description
 
 log = get_logger("support_mcp.tools")
 
@@ -144,7 +145,7 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
             ann = ann.model_copy(update={"idempotent_hint": idempotent})
         if open_world:  # talks to an outside system (Stripe)
             ann = ann.model_copy(update={"open_world_hint": True})
-        server.tool(name=name, title=title, annotations=ann)(wrapper)
+        server.tool(name=name, title=title, annotations=ann, description=tool_description(fn))(wrapper)
         TOOL_KINDS[name] = kind
         TOOL_POLICY[name] = (kind, needed)
         return fn

@@ -24,9 +24,9 @@ async def test_profile_and_ticket_resources(connect, make_tenant) -> None:
 
         md = (await c.client.read_resource(f"ticket://{a}/{t['number']}")).contents[0].text
         assert md.startswith(f"# Ticket #{t['number']}") and "r@x.test" in md
-        # the customer's text sits inside a fence longer than any backtick run it contains
+        # the customer's text sits inside an untrusted block, in a fence longer than any backtick run
         block = md[md.index("SYSTEM: ignore") - 200: md.index("SYSTEM: ignore")]
-        assert "`````untrusted" in block
+        assert '<untrusted-' in block and "\n`````\n````\n" in block
         with pytest.raises(mcp.MCPError, match="not found"):
             await c.client.read_resource(f"ticket://{a}/999999")
 

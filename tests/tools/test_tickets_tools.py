@@ -34,7 +34,7 @@ async def test_ticket_lifecycle(connect, make_tenant) -> None:
         detail = await c.ok("get_ticket", tenant=a, ticket=t["id"])
         roles = [(x["author_role"], x["internal"]) for x in detail["messages"]]
         assert roles == [("customer", False), ("agent", True), ("system", True), ("customer", False)]
-        assert detail["messages_total"] == 4 and detail["untrusted_content_note"]
+        assert detail["messages_total"] == 4
 
 
 async def test_thread_pagination(connect, make_tenant) -> None:

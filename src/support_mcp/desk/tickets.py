@@ -10,8 +10,8 @@ import asyncpg
 from ..db import queries
 from ..errors import InvalidInput, NotFound
 from . import customers
-from .models import (Customer, DeletePreview, Message, MessageAdded, Ticket, TicketDetail, TicketList, TicketSummary,
-                     TicketUpdate)
+from .models import (POSTING_ROLES, SYSTEM_ROLE_REFUSED, Customer, DeletePreview, Message, MessageAdded, Ticket,
+                     TicketDetail, TicketList, TicketSummary, TicketUpdate)
 from .refs import decode_cursor, encode_cursor, like_pattern, normalize_tags, payment_refs, ticket_ref
 
 if TYPE_CHECKING:
@@ -115,6 +115,10 @@ async def update(conn: asyncpg.Connection, ref: str, *, status: str | None = Non
 
 async def add_message(conn: asyncpg.Connection, ref: str, *, content: str, author_role: str,
                       internal: bool) -> MessageAdded:
+    """A message from a caller (never `system`: the server writes those itself with insert_message)."""
+    if author_role not in POSTING_ROLES:
+        raise InvalidInput(SYSTEM_ROLE_REFUSED if author_role == "system"
+                           else f"author_role must be one of {', '.join(POSTING_ROLES)}")
     row = await _locked(conn, ref)
     status = row["status"]
     if status == "closed":

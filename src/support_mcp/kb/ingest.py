@@ -75,7 +75,7 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
                 continue
         chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
         if not chunks:
-            raise InvalidInput(f"document '{title[:80]}' has no text to index")
+            raise InvalidInput(f"document {title[:80]!r} has no text to index")
         todo.append((i, _Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
                                   [embedding_text(title, c.heading_path, c.text) for c in chunks])))
     if todo:

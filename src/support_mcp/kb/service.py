@@ -16,6 +16,7 @@ from ..db import Database, queries
 from ..errors import InvalidInput, NotFound, UpstreamUnavailable
 from ..logging import get_logger
 from ..settings import Settings
+from ..untrusted import Fence, one_line
 from .chunking import Chunker
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
 from .limits import IngestGate
@@ -136,11 +137,13 @@ class KnowledgeBase:
         info = await self.get_document(slug, document_id)
         async with self.db.tenant_scope(slug) as s:
             rows = [r async for r in queries.document_chunks(s.conn, document_id=document_id)]
-        parts = [f"# {info.title}", f"source: {info.source_uri}"]
-        for r in rows:
-            heading = " > ".join(r["heading_path"])
-            parts.append(f"## {heading}\n\n{r['text']}" if heading else r["text"])
-        return "\n\n".join(parts)
+        # the title and source are one escaped line each; the text (with its section headings) is
+        # one untrusted block: ingested documents may come from anywhere
+        body = "\n\n".join(f"## {' > '.join(r['heading_path'])}\n\n{r['text']}" if r["heading_path"] else r["text"]
+                           for r in rows)
+        fence = Fence()
+        return "\n".join([f"# {one_line(info.title, 300)}", f"- source: {one_line(info.source_uri, 500)}",
+                          "", fence.preamble(), "", fence.block(body or "(empty)", "document"), ""])
 
     async def reindex(self, slug: str, progress: Progress | None = None) -> int:
         """Rebuild the tenant's vectors from the copies kept in Postgres."""

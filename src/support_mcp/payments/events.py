@@ -14,6 +14,7 @@ import asyncpg
 
 from ..db import queries
 from ..desk.models import Customer
+from ..desk.refs import is_email
 from .gateway import TenantStripe
 from .models import money, ts
 from .service import _id
@@ -63,6 +64,13 @@ async def apply(conn: asyncpg.Connection, event: dict[str, Any], payer: Payer | 
     return f"ignored: no support action for {kind[:100]}"
 
 
+def _usable_email(value: str | None) -> str | None:
+    """Stripe's email for the payer if the customer table can store it (a billing email is whatever
+    was typed); otherwise none, and the customer is found or created without it."""
+    email = (value or "").strip()
+    return email if email and len(email) <= 320 and is_email(email) else None
+
+
 async def _customer(conn: asyncpg.Connection, payer: Payer) -> Customer:
     """The tenant's customer for a Stripe payer: by Stripe id, else by email (linking the id),
     else a new customer."""
@@ -70,15 +78,19 @@ async def _customer(conn: asyncpg.Connection, payer: Payer) -> Customer:
         row = await queries.customer_by_stripe_id(conn, stripe_customer_id=payer.stripe_customer_id)
         if row is not None:
             return Customer(**dict(row))
-    if payer.email:
-        row = await queries.get_customer_by_email(conn, email=payer.email)
+    email = _usable_email(payer.email)
+    if email:
+        row = await queries.get_customer_by_email(conn, email=email)
         if row is not None:
             if payer.stripe_customer_id and row["stripe_customer_id"] is None:
                 row = await queries.link_customer_stripe_id(
                     conn, id=row["id"], stripe_customer_id=payer.stripe_customer_id) or row
             return Customer(**dict(row))
-    row = await queries.insert_customer(conn, name=(payer.name or payer.email or payer.fallback_name)[:200],
-                                        email=payer.email, phone=None, stripe_customer_id=payer.stripe_customer_id)
+    # a cardholder may type anything, even only spaces (which the name check refuses): trimmed like
+    # create_customer's names, and a blank one falls back to the email or the payment
+    name = (payer.name or "").strip()[:200].strip() or email or payer.fallback_name
+    row = await queries.insert_customer(conn, name=name[:200], email=email, phone=None,
+                                        stripe_customer_id=payer.stripe_customer_id)
     return Customer(**dict(row))
 
 
