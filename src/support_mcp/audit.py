@@ -56,10 +56,17 @@ class AuditRecord:
 def minimal_row(row: Row, reason: str) -> Row:
     """What is left of a row the database refused: who, when, which tool, that it was lost."""
     def ascii_only(value: Any, limit: int) -> str:
-        return str(value).encode("ascii", "backslashreplace").decode("ascii")[:limit]
+        return clean_text(str(value), limit).encode("ascii", "backslashreplace").decode("ascii")[:limit]
 
-    return (row[0], row[1] if isinstance(row[1], UUID) else None, row[2] if isinstance(row[2], str) else None,
-            row[3] if isinstance(row[3], UUID) else None, ascii_only(row[4], 120), ascii_only(row[5], 100),
+    def uuid_or_none(value: Any) -> UUID | None:
+        try:
+            return value if isinstance(value, UUID) else UUID(str(value)) if value is not None else None
+        except ValueError:
+            return None
+
+    slug = row[2] if isinstance(row[2], str) and SLUG_RE.match(row[2]) else None
+    at = row[0] if isinstance(row[0], datetime) else datetime.now(timezone.utc)
+    return (at, uuid_or_none(row[1]), slug, uuid_or_none(row[3]), ascii_only(row[4], 120), ascii_only(row[5], 100),
             ascii_only(row[6], 40), 0.0, {"unstorable": True, "error": ascii_only(reason, 80)})
 
 
@@ -67,8 +74,8 @@ def _transient(exc: BaseException) -> bool:
     """The database (not the row) is the problem: keep the rows and retry later."""
     if isinstance(exc, ValueError | TypeError | UnicodeError | OverflowError | RecursionError):
         return False  # a value the client-side encoder refused (asyncpg's DataError is a ValueError)
-    if isinstance(exc, _CONNECTION_ERRORS | SupportError | asyncpg.QueryCanceledError
-                  | asyncpg.OperatorInterventionError | asyncpg.InsufficientResourcesError):
+    if isinstance(exc, (*_CONNECTION_ERRORS, SupportError, asyncpg.QueryCanceledError,
+                        asyncpg.OperatorInterventionError, asyncpg.InsufficientResourcesError)):
         return True
     state = getattr(exc, "sqlstate", None) or ""
     return state[:2] in ("08", "40", "42", "53", "55", "57", "58", "XX")  # not a property of the row
