@@ -248,3 +248,23 @@ def test_audit_prune_cli(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0 and "older than 90 day(s) deleted" in result.stdout, result.output
     assert asyncio.run(seed_and_count(False)) == ["new"]
     assert CliRunner().invoke(app, ["audit", "--limit", "1", "--json"]).exit_code == 0  # listing still works
+
+
+async def test_stop_waits_for_a_flush_in_progress_instead_of_storing_twice(db: Database) -> None:
+    who = f"twice-{secrets.token_hex(3)}"
+    copying = asyncio.Event()
+
+    class SlowAck(AuditWriter):
+        async def _copy(self, conn, rows):  # noqa: ANN001 - the server has the rows; the answer is slow
+            await super()._copy(conn, rows)
+            copying.set()
+            await asyncio.sleep(0.2)
+
+    writer = SlowAck(db, interval=0.01)
+    for i in range(5):
+        writer.record(rec(who, tool=f"t{i}"))
+    await writer.start()
+    await copying.wait()
+    await writer.stop()
+    assert [r["tool"] for r in await rows_of(db, who)] == [f"t{i}" for i in range(5)]
+    assert writer.lost == 0 and writer.pending == 0

@@ -151,12 +151,11 @@ async def test_status_shows_audit_health_to_all_tenant_clients_only(connect, con
 
 # --- hypothesis over every tool's input schema, as raw JSON over HTTP ----------------------------
 
-def _tool_schemas() -> dict[str, dict]:
+def _tool_schemas(settings: Any) -> dict[str, dict]:
     from support_mcp.access import Principal
     from support_mcp.server import build_server
-    from support_mcp.settings import Settings
 
-    server = build_server(Settings(_env_file=None), Principal.operator(None, True))
+    server = build_server(settings, Principal.operator(None, True))  # only listed: never started
     return {t.name: t.input_schema for t in asyncio.run(server.list_tools())}
 
 
@@ -187,7 +186,7 @@ def _arguments(schema: dict, tenant: str) -> st.SearchStrategy[dict]:
 
 
 async def test_hostile_values_over_every_tool_schema(server_env, db, make_tenant, make_key, tmp_path: Path) -> None:
-    schemas = await asyncio.to_thread(_tool_schemas)
+    schemas = await asyncio.to_thread(_tool_schemas, db.settings)
     a = await make_tenant("hyp")
     name = f"hyp-{secrets.token_hex(3)}"
     key = await make_key(tenants=[a], scopes=["read"], name=name)

@@ -135,22 +135,31 @@ class AuditWriter:
             self._task = asyncio.create_task(self._loop(), name="audit-writer")
 
     async def stop(self) -> None:
-        """Stop the writer and store what is buffered, waiting at most `stop_seconds`."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the writer and store what is buffered, waiting at most `stop_seconds`. A flush in
+        progress is waited for, not cancelled (a COPY cancelled after the server stored it would
+        be stored twice), unless the wait runs out."""
         try:
             async with asyncio.timeout(self.stop_seconds):
-                await self.flush()
+                async with self._lock:
+                    await self._cancel_task()
+                    await self._flush_locked()
         except Exception as exc:  # noqa: BLE001 - shutdown must finish; say what was lost
             self._fail(exc)
+        await self._cancel_task()
         if self.pending:
             self.lost += self.pending
             log.error("audit_rows_lost_at_shutdown", lost=self.pending, stop_seconds=self.stop_seconds,
                       error=self.last_error)
             self._buffer.clear()
+        if self.dropped or self.unstorable or self.lost:
+            log.warning("audit_writer_stopped", dropped=self.dropped, unstorable=self.unstorable, lost=self.lost)
+
+    async def _cancel_task(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _loop(self) -> None:
         delay = self.interval
@@ -184,18 +193,21 @@ class AuditWriter:
 
     async def flush(self) -> int:
         """Store everything buffered; raises (rows kept, oldest first) if the database fails."""
-        stored = 0
         async with self._lock:
-            while self._buffer:
-                batch = [self._buffer.popleft() for _ in range(min(self.batch_rows, len(self._buffer)))]
-                self._inflight = len(batch)
-                try:
-                    stored += await self._store(batch)
-                finally:
-                    self._inflight = 0
-            self.failures = 0
-            for callback in self.on_flush:
-                await callback()
+            return await self._flush_locked()
+
+    async def _flush_locked(self) -> int:
+        stored = 0
+        while self._buffer:
+            batch = [self._buffer.popleft() for _ in range(min(self.batch_rows, len(self._buffer)))]
+            self._inflight = len(batch)
+            try:
+                stored += await self._store(batch)
+            finally:
+                self._inflight = 0
+        self.failures = 0
+        for callback in self.on_flush:
+            await callback()
         return stored
 
     async def _store(self, batch: list[Row]) -> int:
