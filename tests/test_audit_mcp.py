@@ -219,3 +219,46 @@ async def test_hostile_values_over_every_tool_schema(server_env, db, make_tenant
     assert counted["calls"] > 50
     assert len(rows) == counted["calls"]
     assert rows[-1]["outcome"] == "ok"
+
+
+def _in_memory(value: Any) -> Any:
+    """What the JSON parser makes of a Raw number (1e400 -> inf); in memory no parser runs."""
+    if isinstance(value, Raw):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _in_memory(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_in_memory(v) for v in value]
+    return value
+
+
+async def test_hostile_values_over_every_tool_schema_in_memory(connect_key, db, make_tenant, make_key) -> None:
+    """The same strategy in memory, where lone surrogates reach the server (no JSON parser refuses them)."""
+    from mcp.shared.exceptions import MCPError
+
+    schemas = await asyncio.to_thread(_tool_schemas, db.settings)
+    a = await make_tenant("hypm")
+    name = f"hypm-{secrets.token_hex(3)}"
+    key = await make_key(tenants=[a], scopes=["read"], name=name)
+    loop = asyncio.get_running_loop()
+    calls = {"n": 0}
+    async with connect_key(key, rate_limit_per_minute=0) as c:
+
+        @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(data=st.data())
+        def one_call(data: st.DataObject) -> None:
+            tool = data.draw(st.sampled_from(sorted(schemas)), label="tool")
+            args = _in_memory(data.draw(_arguments(schemas[tool], a), label="arguments"))
+            try:
+                asyncio.run_coroutine_threadsafe(c.call(tool, args), loop).result(120)
+            except UnicodeEncodeError:
+                return  # the client itself cannot send this (pydantic refuses some surrogates): no call
+            except MCPError:
+                pass  # an error answer is still a call
+            calls["n"] += 1
+
+        await asyncio.to_thread(one_call)
+        await c.ok("list_tickets", tenant=a)
+        calls["n"] += 1
+    rows = await audit_rows(db, f"key:{name}")
+    assert len(rows) == calls["n"] and rows[-1]["outcome"] == "ok"
