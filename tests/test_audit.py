@@ -268,3 +268,26 @@ async def test_stop_waits_for_a_flush_in_progress_instead_of_storing_twice(db: D
     await writer.stop()
     assert [r["tool"] for r in await rows_of(db, who)] == [f"t{i}" for i in range(5)]
     assert writer.lost == 0 and writer.pending == 0
+
+
+async def test_a_row_failing_like_an_outage_is_isolated_after_repeated_failures(db: Database) -> None:
+    who = f"sticky-{secrets.token_hex(3)}"
+
+    class RefusesOneRow(AuditWriter):
+        async def _copy(self, conn, rows):  # noqa: ANN001 - a row-caused error that looks like the server's fault
+            if any(isinstance(r[8], dict) and "evil" in r[8] for r in rows):
+                raise asyncpg.InternalServerError("looks transient")
+            await super()._copy(conn, rows)
+
+    writer = RefusesOneRow(db)
+    for i in range(6):
+        writer.record(rec(who, tool=f"t{i}", arguments={"evil": 1} if i == 2 else {}))
+    for _ in range(3):  # first taken for an outage: rows kept, order kept
+        with pytest.raises(asyncpg.InternalServerError):
+            await writer.flush()
+        assert writer.pending == 6
+        writer._fail(RuntimeError())  # noqa: SLF001 - what the writer task records per failed flush
+    assert await writer.flush() == 6
+    rows = await rows_of(db, who)
+    assert [r["tool"] for r in rows] == [f"t{i}" for i in range(6)]
+    assert rows[2]["arguments"]["unstorable"] is True and writer.unstorable == 1

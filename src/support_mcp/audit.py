@@ -211,8 +211,13 @@ class AuditWriter:
         return stored
 
     async def _store(self, batch: list[Row]) -> int:
-        """COPY the batch; on a refused row, bisect so every other row is stored."""
+        """COPY the batch; on a refused row, bisect so every other row is stored.
+
+        After 3 failed flushes in a row, a database error that looks transient is bisected too
+        (only a lost connection is not): if it was caused by a row after all, that row must not
+        hold the others back forever; if not, the bisection costs log2(batch) failed COPYs."""
         chunks, stored = [batch], 0
+        suspect = self.failures >= 3
         try:
             async with self.db.connection() as conn:
                 while chunks:
@@ -220,7 +225,7 @@ class AuditWriter:
                     try:
                         await self._copy(conn, chunk)
                     except Exception as exc:
-                        if _transient(exc):
+                        if _transient(exc) and (not suspect or isinstance(exc, _CONNECTION_ERRORS)):
                             raise
                         if len(chunk) > 1:
                             mid = len(chunk) // 2
