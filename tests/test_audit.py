@@ -136,8 +136,11 @@ async def test_flush_failures_keep_rows_and_back_off(settings) -> None:
     for i in range(4):
         writer.record(rec("down", tool=f"t{i}"))
     await writer.start()
-    while writer.failures < 3:  # noqa: ASYNC110 - the writer task retries on its own
-        await asyncio.sleep(0.01)
+    async def failed_three_times() -> None:
+        while writer.failures < 3:  # noqa: ASYNC110 - the writer task retries on its own
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(failed_three_times(), 60)  # a hang guard only
     assert writer.pending == 4 and writer.dropped == 0 and "UpstreamUnavailable" in writer.last_error
     for i in range(10):
         writer.record(rec("down", tool=f"more{i}"))
@@ -145,6 +148,17 @@ async def test_flush_failures_keep_rows_and_back_off(settings) -> None:
     writer.stop_seconds = 0.1
     await writer.stop()
     assert writer.lost == 10
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    from support_mcp.audit import backoff
+
+    delay, seen = 0.25, []
+    for _ in range(12):
+        delay = backoff(delay, 0.25, 30.0)
+        seen.append(delay)
+    assert 0.375 <= seen[0] <= 0.5 and all(d <= 30.0 for d in seen) and seen[-1] >= 22.5
+    assert all(b >= a * 1.5 for a, b in zip(seen[:5], seen[1:6], strict=True))
 
 
 async def test_deleting_a_tenant_removes_its_global_rows(db: Database, connect_key, make_tenant, make_key) -> None:

@@ -81,6 +81,12 @@ def _transient(exc: BaseException) -> bool:
     return state[:2] in ("08", "40", "42", "53", "55", "57", "58", "XX")  # not a property of the row
 
 
+def backoff(previous: float, interval: float, cap: float) -> float:
+    """The wait after another failed flush: doubled, at most `cap`, jittered down by up to 25 %
+    (replicas that failed together do not retry in step)."""
+    return min(cap, max(interval, previous) * 2) * random.uniform(0.75, 1.0)
+
+
 def _describe(exc: BaseException) -> str:
     """Error class and SQLSTATE only: never a value from the row."""
     state = getattr(exc, "sqlstate", None)
@@ -171,7 +177,7 @@ class AuditWriter:
                 delay = self.interval
             except Exception as exc:  # noqa: BLE001 - never let the writer die; rows stay buffered
                 self._fail(exc)
-                delay = min(self.backoff_max, max(self.interval, delay) * 2) * random.uniform(0.75, 1.0)
+                delay = backoff(delay, self.interval, self.backoff_max)
                 log.warning("audit_flush_failed", pending=self.pending, dropped=self.dropped,
                             failures=self.failures, error=self.last_error, retry_in_s=round(delay, 2))
             if self.dropped != self._logged_dropped:
