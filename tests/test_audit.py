@@ -278,7 +278,7 @@ async def test_stop_waits_for_a_flush_in_progress_instead_of_storing_twice(db: D
     for i in range(5):
         writer.record(rec(who, tool=f"t{i}"))
     await writer.start()
-    await copying.wait()
+    await asyncio.wait_for(copying.wait(), 30)  # a hang guard only
     await writer.stop()
     assert [r["tool"] for r in await rows_of(db, who)] == [f"t{i}" for i in range(5)]
     assert writer.lost == 0 and writer.pending == 0
