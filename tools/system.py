@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from support_mcp import __version__
 from support_mcp.calculator import CalculatorError, evaluate, format_result
 from support_mcp.errors import InvalidInput
-from support_mcp.status import DatabaseStatus, database_status
+from support_mcp.status import AuditStatus, DatabaseStatus, database_status
 from support_mcp.guard import current_principal
 from support_mcp.toolkit import app_of, tool
 
@@ -26,6 +26,10 @@ class StatusResult(BaseModel):
     )
     backends: dict[str, str] = Field(description="Each backend: postgres ok/unavailable; qdrant embedded/server; stripe configured/not configured "
                                      "(its calls report their own errors).")
+    audit: AuditStatus | None = Field(
+        default=None, description="Audit trail health of this server process: rows pending, dropped, unstorable, "
+        "lost, last error (only shown to all-tenant clients)."
+    )
 
 
 class CalculatorResult(BaseModel):
@@ -50,6 +54,8 @@ def register(server: MCPServer) -> None:
             backends={"postgres": "ok" if db.reachable else "unavailable",
                       "qdrant": "server" if app.settings.qdrant_url else "embedded",
                       "stripe": "configured" if app.stripe.configured else "not configured"},
+            audit=None if principal.tenants is not None else AuditStatus(
+                **app.audit.stats(), retention_days=app.settings.audit_retention_days),
         )
 
     @tool(server, "global", title="Calculator")

@@ -30,3 +30,26 @@ SELECT tenant_id, count(*) AS ratings, avg(rating)::float AS avg_rating
 FROM "global".feedback
 WHERE CAST(:since AS timestamptz) IS NULL OR created_at >= :since
 GROUP BY tenant_id;
+
+-- name: prune-audit(days, batch)$
+-- Retention (see sql/global/0006): rows older than `days`, at most `batch` per call.
+SELECT "global".support_mcp_prune_audit(:days, :batch);
+
+-- name: delete-tenant-audit(tenant_id, slug)$
+-- Deleting a tenant: its audit rows, by id and by the slug as asked.
+WITH gone AS (
+    DELETE FROM "global".audit_log WHERE tenant_id = :tenant_id OR tenant_slug = :slug RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: delete-tenant-feedback(tenant_id)$
+WITH gone AS (DELETE FROM "global".feedback WHERE tenant_id = :tenant_id RETURNING 1)
+SELECT count(*) FROM gone;
+
+-- name: delete-tenant-key-grants(tenant_id)$
+WITH gone AS (DELETE FROM "global".api_key_tenants WHERE tenant_id = :tenant_id RETURNING 1)
+SELECT count(*) FROM gone;
+
+-- name: insert-deleted-tenant(tenant_id, slug)!
+INSERT INTO "global".deleted_tenants (tenant_id, slug) VALUES (:tenant_id, :slug)
+ON CONFLICT (tenant_id) DO UPDATE SET deleted_at = now();

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from mcp.server.auth.middleware.auth_context import get_access_token
 from pydantic import SecretStr
 
+from . import audit_retention
 from .access import Principal
 from .audit import AuditWriter
 from .db import Database
@@ -50,8 +51,18 @@ class App:
         if self.kb is None:
             self.kb = KnowledgeBase(self.settings, self.db)
         self.stripe = StripeGateway(self.settings, self.db)
-        self.audit = AuditWriter(self.db, interval=self.settings.audit_flush_seconds)
+        s = self.settings
+        self.audit = AuditWriter(self.db, interval=s.audit_flush_seconds, max_buffer=s.audit_buffer_rows,
+                                 batch_rows=s.audit_batch_rows, stop_seconds=s.audit_stop_seconds,
+                                 backoff_max=s.audit_backoff_max_seconds)
         self.audit.on_flush.append(self.verifier.flush_used)
+        if s.audit_retention_days > 0:
+            async def prune_audit() -> None:  # as the admin; a server given only the app URL skips it
+                if self.db.admin_pool is None:
+                    return
+                await audit_retention.prune(self.db, s.audit_retention_days)
+
+            self.audit.periodic.append((s.audit_prune_interval_seconds, prune_audit))
         self._limiter = build_limiter(self.settings, self.db)  # shared across processes (db or Redis)
 
     async def resolve_principal(self) -> Principal:

@@ -188,3 +188,24 @@ class Settings(BaseSettings):
         default=1, ge=1, le=64, description="Concurrent ingest_document calls per API key (per process); one more "
         "is refused at once with 'retry when it finishes'.",
     )
+
+    # --- audit (issue 10) ------------------------------------------------------------------
+    audit_buffer_rows: int = Field(
+        default=100_000, ge=100, description="Audit rows held in memory while the database cannot take them; "
+        "when full, the oldest are dropped and counted (status, logs).",
+    )
+    audit_batch_rows: int = Field(default=5_000, ge=1, le=100_000, description="Audit rows per COPY statement.")
+    audit_stop_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="At shutdown, wait at most this long to store buffered audit rows; "
+        "what is still pending then is counted as lost and logged.",
+    )
+    audit_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Failed audit flushes back off exponentially up to this delay.",
+    )
+    audit_retention_days: int = Field(
+        default=90, ge=0, description="Audit rows older than this many days are deleted (by the running server, "
+        "and `support-mcp audit prune`); 0 keeps them forever.",
+    )
+    audit_prune_interval_seconds: float = Field(
+        default=3600.0, ge=1, description="How often the running server prunes audit rows past retention.",
+    )

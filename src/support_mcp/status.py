@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .db import Database, queries
 from .errors import SupportError
@@ -17,6 +18,19 @@ class DatabaseStatus(BaseModel):
     server_version: str | None
     tenants: int | None
     error: str | None = None
+
+
+class AuditStatus(BaseModel):
+    """The audit writer of this server process (shown to all-tenant clients only)."""
+
+    pending: int = Field(description="Rows recorded but not yet stored.")
+    dropped: int = Field(description="Oldest rows dropped since start because the buffer was full.")
+    unstorable: int = Field(description="Rows the database refused, stored as a minimal 'unstorable' row instead.")
+    lost: int = Field(description="Rows not stored at all since start.")
+    consecutive_failures: int = Field(description="Failed flushes in a row (0 when the last flush worked).")
+    last_error: str | None = Field(description="Error class (and SQLSTATE) of the last failed flush.")
+    last_error_at: datetime | None
+    retention_days: int = Field(description="Rows older than this are pruned; 0 keeps them forever.")
 
 
 async def database_status(db: Database, *, count_tenants: bool = True) -> DatabaseStatus:

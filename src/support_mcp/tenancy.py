@@ -133,16 +133,22 @@ async def set_status(db: Database, slug: str, status: str) -> None:
 
 
 async def delete_tenant(db: Database, slug: str) -> None:
-    """Drop the schema (with all its data), the role and the registry row, atomically."""
+    """Drop the schema (with all its data), the role and the registry row, and delete the
+    tenant's rows in every global table (audit log by id and slug, feedback, key grants), in
+    one transaction. A tombstone lets the audit prune remove rows a server stores later."""
     validate_slug(slug)
     async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
         if row is None:
             raise NotFound(f"unknown tenant '{slug}'")
+        audit = await queries.delete_tenant_audit(conn, tenant_id=row["id"], slug=slug)
+        await queries.delete_tenant_feedback(conn, tenant_id=row["id"])
+        await queries.delete_tenant_key_grants(conn, tenant_id=row["id"])
+        await queries.insert_deleted_tenant(conn, tenant_id=row["id"], slug=slug)
         await queries.delete_tenant(conn, slug=slug)
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
         await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
-    log.info("tenant_deleted", tenant=slug)
+    log.info("tenant_deleted", tenant=slug, audit_rows=audit)
 
 
 async def get_profile(db: Database, slug: str) -> dict[str, Any]:

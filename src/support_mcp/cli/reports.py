@@ -9,25 +9,54 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import reports
+from .. import audit_retention, reports
 from ..db import Database
-from .common import run_with_db
+from .common import run_with_db, settings
 
 out = Console(soft_wrap=True)
 
 
+audit_app = typer.Typer(help="The audit trail: list it (no subcommand) or prune it.",
+                        invoke_without_command=True)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("audit")(audit)
+    app.add_typer(audit_app, name="audit")
     app.command("analytics")(analytics)
 
 
+@audit_app.command("prune")
+def prune(
+    days: int | None = typer.Option(None, "--days", min=1,
+                                    help="Delete rows older than this (default: SUPPORT_MCP_AUDIT_RETENTION_DAYS)."),
+) -> None:
+    """Delete audit rows past retention (and rows of deleted tenants stored after their deletion)."""
+    s = settings()
+    keep = days if days is not None else s.audit_retention_days
+    if keep == 0:
+        typer.echo("audit prune: SUPPORT_MCP_AUDIT_RETENTION_DAYS is 0 (keep forever); nothing pruned "
+                   "(pass --days N to prune anyway)")
+        return
+
+    async def go(db: Database) -> int:
+        return await audit_retention.prune(db, keep)
+
+    gone = run_with_db(go, s)
+    typer.echo(f"audit prune: {gone} row(s) older than {keep} day(s) deleted")
+
+
+@audit_app.callback()
 def audit(
+    ctx: typer.Context,
     tenant: str | None = typer.Option(None, "--tenant", help="Only calls naming this tenant."),
     since: str | None = typer.Option(None, "--since", help="1h, 7d, or an ISO timestamp."),
     limit: int = typer.Option(100, "--limit", min=1, max=100_000),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show the audit trail of tool calls (newest first; arguments are masked)."""
+    """Show the audit trail of tool calls (newest first; arguments are masked). `audit prune`
+    deletes rows past retention."""
+    if ctx.invoked_subcommand is not None:
+        return
 
     async def go(db: Database) -> list[dict]:
         return await reports.audit_rows(db, tenant=tenant, since=reports.since_from(since), limit=limit)
