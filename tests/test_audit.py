@@ -24,7 +24,7 @@ def rec(principal: str, tool: str = "list_tickets", **kw: object) -> AuditRecord
 
 
 async def rows_of(db: Database, principal: str) -> list[dict]:
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         return [dict(r) for r in await conn.fetch(
             'SELECT * FROM "global".audit_log WHERE principal = $1 ORDER BY id', principal)]
 
@@ -63,7 +63,7 @@ async def test_hostile_values_are_stored_escaped(db: Database) -> None:
                "wide": list(range(10_000)), "many": {f"k{i}": i for i in range(1000)}, "\udfff": "\x00" * 10}
     writer.record(rec(f"{who}\x00\ud800", tool="to\x00ol\udc00", arguments=hostile, outcome="o\x00k"))
     assert await writer.flush() == 1 and writer.unstorable == 0
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         row = await conn.fetchrow('SELECT * FROM "global".audit_log WHERE principal LIKE $1', f"{who}%")
     assert row["tool"] == "to\\u0000ol\\udc00" and row["outcome"] == "o\\u0000k"
     args = row["arguments"]
@@ -170,14 +170,14 @@ async def test_deleting_a_tenant_removes_its_global_rows(db: Database, connect_k
         for t in (gone, kept):
             ticket = await c.ok("create_ticket", tenant=t, subject="s", description="d", customer_email="a@b.test")
             await c.ok("record_feedback", tenant=t, ticket=ticket["id"], rating=5, comment="fine")
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         gone_id = await conn.fetchval("SELECT id FROM public.tenants WHERE slug = $1", gone)
     writer = AuditWriter(db)
     writer.record(rec("refused", tenant_slug=gone, outcome="not_permitted"))  # slug only: refused before the tenant
     await writer.flush()
 
     async def counts(slug: str, tenant_id: object) -> tuple[int, int, int]:
-        async with db.connection() as conn:
+        async with db.admin_scope() as conn:
             return (await conn.fetchval('SELECT count(*) FROM "global".audit_log WHERE tenant_id = $1 OR tenant_slug = $2',
                                         tenant_id, slug),
                     await conn.fetchval('SELECT count(*) FROM "global".feedback WHERE tenant_id = $1', tenant_id),
@@ -186,7 +186,7 @@ async def test_deleting_a_tenant_removes_its_global_rows(db: Database, connect_k
     assert all(n > 0 for n in await counts(gone, gone_id))
     await tenancy.delete_tenant(db, gone)
     assert await counts(gone, gone_id) == (0, 0, 0)
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         kept_id = await conn.fetchval("SELECT id FROM public.tenants WHERE slug = $1", kept)
     assert all(n > 0 for n in await counts(kept, kept_id))
     # a server still holding the tenant's rows stores them after the deletion: the prune removes them

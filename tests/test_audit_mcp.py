@@ -24,7 +24,7 @@ HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 
 
 async def audit_rows(db: Database, principal: str) -> list[dict]:
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         return [dict(r) for r in await conn.fetch(
             'SELECT tool, outcome, tenant_slug, arguments FROM "global".audit_log WHERE principal = $1 ORDER BY id',
             principal)]
@@ -130,7 +130,7 @@ async def test_stdio_session_with_nan_ends_cleanly(server_env, db, make_tenant, 
         assert (await s.answer(3))["result"]["isError"] is False
         assert await s.close() == 0, tail(stderr)
     assert "Traceback" not in stderr.read_text()
-    async with db.connection() as conn:
+    async with db.admin_scope() as conn:
         assert await conn.fetchval('SELECT count(*) FROM "global".audit_log WHERE tenant_slug = $1', a) == 2
 
 

@@ -22,7 +22,7 @@ import asyncpg
 
 from .audit_values import clean_text, number, storable_arguments
 from .db import SLUG_RE, Database
-from .dberrors import _CONNECTION_ERRORS
+from .dberrors import CONNECTION_ERRORS
 from .errors import SupportError
 from .logging import get_logger
 
@@ -74,7 +74,7 @@ def _transient(exc: BaseException) -> bool:
     """The database (not the row) is the problem: keep the rows and retry later."""
     if isinstance(exc, ValueError | TypeError | UnicodeError | OverflowError | RecursionError):
         return False  # a value the client-side encoder refused (asyncpg's DataError is a ValueError)
-    if isinstance(exc, (*_CONNECTION_ERRORS, SupportError, asyncpg.QueryCanceledError,
+    if isinstance(exc, (*CONNECTION_ERRORS, SupportError, asyncpg.QueryCanceledError,
                         asyncpg.OperatorInterventionError, asyncpg.InsufficientResourcesError)):
         return True
     state = getattr(exc, "sqlstate", None) or ""
@@ -231,7 +231,7 @@ class AuditWriter:
                     try:
                         await self._copy(conn, chunk)
                     except Exception as exc:
-                        if _transient(exc) and (not suspect or isinstance(exc, _CONNECTION_ERRORS)):
+                        if _transient(exc) and (not suspect or isinstance(exc, CONNECTION_ERRORS)):
                             raise
                         if len(chunk) > 1:
                             mid = len(chunk) // 2
