@@ -42,6 +42,25 @@ async def test_resources_share_the_limit_with_tools(connect_key, make_tenant, ma
         assert "slow down" in await c.err("list_tickets", tenant=a)
 
 
+async def test_resource_templates_listing_is_guarded_like_a_read(connect_key, db, make_tenant, make_key) -> None:
+    """resources/templates/list passes the same gate: read scope, rate limit, one audit row."""
+    a = await make_tenant("tl")
+    name = f"tmpl-{secrets.token_hex(3)}"
+    async with connect_key(await make_key(tenants=[a], name=name), rate_limit_per_minute=2) as c:
+        listed = await c.client.list_resource_templates()
+        assert {t.name for t in listed.resource_templates} >= {"ticket", "tenant_profile", "kb_document"}
+        await c.client.read_resource(f"tenant://{a}/profile")
+        with pytest.raises(mcp.MCPError, match="slow down"):
+            await c.client.list_resource_templates()
+    async with connect_key(await make_key(tenants=[a], scopes=["refund"])) as c:
+        with pytest.raises(mcp.MCPError, match="needs the 'read' scope"):
+            await c.client.list_resource_templates()
+    rows = await _rows(db, f"key:{name}")  # the server's shutdown flushed its audit rows
+    assert sorted((r["tool"], r["outcome"]) for r in rows) == [
+        ("resource:tenant_profile", "ok"), ("resources/templates/list", "ok"),
+        ("resources/templates/list", "rate_limited")]
+
+
 async def test_every_read_and_prompt_leaves_exactly_one_audit_row(connect_key, db, make_tenant, make_key) -> None:
     a, b = await make_tenant("aa"), await make_tenant("ab")
     name = f"guard-{secrets.token_hex(3)}"
