@@ -7,6 +7,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import Field
 
+from support_mcp import clientlog
 from support_mcp.confirm import Approval, NotAsked, Outcome, ask, confirmation
 from support_mcp.desk.refs import decode_cursor, encode_cursor
 from support_mcp.errors import NotFound
@@ -66,6 +67,7 @@ def register(server: MCPServer) -> None:
 
         async def progress(done: int, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
+            await clientlog.emit("info", "progress", done=done, total=total, message=message)
 
         caller = current_principal()
         return await app_of(ctx).kb.ingest(tenant, title=title, text=text, source_uri=source_uri, progress=progress,

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import __version__
+from . import __version__, clientlog
 from .access import Principal
 from .app import App, AuthMode
 from .db import Database
@@ -63,8 +63,9 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
     auth = dict(token_verifier=BearerKeys(app.verifier),
                 auth=AuthSettings(issuer_url=issuer_url, resource_server_url=None)) if bearer else {}
     server = SupportServer("support-mcp", instructions=INSTRUCTIONS, version=__version__, lifespan=app.lifespan,
-                       log_level=settings.log_level, middleware=[guard], **auth)
+                       log_level=settings.log_level, middleware=[clientlog.RequestLog(), guard], **auth)
     guard.server = server
+    clientlog.register(server)
     register_tools(server)
     bound_ingest_schema(server, settings.kb_max_document_chars)
     register_resources(server)

@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from . import access
+from . import access, clientlog
 from .app import App
 from .db import Scope
 from .errors import SupportError
@@ -56,6 +56,8 @@ _ANNOTATIONS: dict[Kind, ToolAnnotations] = {
     "destructive": ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
                                    open_world_hint=False),
 }
+#: the client-log level of a finished call by outcome (other outcomes: refused or bad input)
+_FINISH_LEVEL: dict[str, clientlog.LoggingLevel] = {"ok": "info", "internal": "error"}
 _DEFAULT_SCOPE: dict[Kind, str | None] = {"global": None, "read": "read", "write": "write", "destructive": "admin"}
 
 
@@ -118,6 +120,7 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
             ref = secrets.token_hex(4)
             bind_context(tool=name, tenant=tenant, call=ref)
             outcome, started = "ok", time.perf_counter()
+            await clientlog.emit("debug", "tool_started", tool=name, tenant=tenant, call=ref)
             try:
                 result = await fn(*args, **kwargs)
                 if kind != "global" and _authorized.get() != tenant:
@@ -135,7 +138,10 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
                 raise ToolError(f"internal error in {name} (reference {ref}); the server log has details") from None
             finally:
                 note_call(outcome=outcome)
-                log.info("tool_call", outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 2))
+                ms = round((time.perf_counter() - started) * 1000, 2)
+                log.info("tool_call", outcome=outcome, ms=ms)
+                await clientlog.emit(_FINISH_LEVEL.get(outcome, "warning"), "tool_finished", tool=name,
+                                     tenant=tenant, call=ref, outcome=outcome, ms=ms)
                 unbind_context("tool", "tenant", "call")
                 _authorized.reset(tokens[0])
                 _tool_scope.reset(tokens[1])

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import clientlog
 from ..db import Database, queries
 from ..errors import InvalidInput, NotFound, UpstreamUnavailable
 from ..logging import get_logger
@@ -201,6 +202,8 @@ class KnowledgeBase:
             found = {str(r["document_id"]) for r in rows.values()}
             if not {h.document_id for h in hits if h.id not in rows} - found or attempt == 2:
                 break
+            await clientlog.emit("notice", "retry", step="search", attempt=attempt + 2,
+                                 reason="a document was replaced while searching")
         out = []
         for h in hits:  # keep the engine's order; drop what Postgres no longer (or not yet) has
             r = rows.get(h.id)
