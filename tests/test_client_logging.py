@@ -9,12 +9,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import mcp
 import pytest
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import LoggingMessageNotificationParams
 
 from support_mcp.access import Principal
 from support_mcp.server import build_server
+from test_transports import TEST_TIMEOUT, http_server, server_env  # noqa: F401 - fixture re-export
 
 
 class Logs:
@@ -117,3 +120,40 @@ async def test_modern_protocol_uses_the_per_request_opt_in(db, kb, make_tenant) 
         assert not (await client.call_tool("list_tickets", {"tenant": a})).is_error
     assert quiet.messages == []
     assert info.events() == [("info", "tool_finished")]
+
+
+@pytest.mark.parametrize("flags", [(), ("--stateless",)], ids=["stateful", "stateless"])
+async def test_http_sessions_never_see_each_others_events(server_env, make_tenant, make_key, tmp_path: Path,
+                                                          flags: tuple[str, ...]) -> None:
+    """Two keys on two tenants call concurrently over one HTTP server: each session gets its own
+    events only (stateful: per-session setLevel; stateless: the 2026-07-28 per-request opt-in)."""
+    a, b = await make_tenant("clha"), await make_tenant("clhb")
+    key_a, key_b = await make_key(tenants=[a], name="log-a"), await make_key(tenants=[b], name="log-b")
+    logs_a, logs_b, logs_quiet = Logs(), Logs(), Logs()
+    modern = bool(flags)
+    opts: dict[str, Any] = {"mode": "2026-07-28", "log_level": "debug"} if modern else {"mode": "legacy"}
+
+    def client(port: int, key: str, logs: Logs, **extra: Any) -> mcp.Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return mcp.Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http),
+                          logging_callback=logs, **{**opts, **extra})
+
+    async def work(c: mcp.Client, tenant: str) -> None:
+        for _ in range(5):
+            assert not (await c.call_tool("list_tickets", {"tenant": tenant})).is_error
+            await asyncio.sleep(0)
+
+    async with asyncio.timeout(TEST_TIMEOUT), http_server(
+        server_env, tmp_path / "server.log", "--transport", "http", *flags
+    ) as (port, _):
+        async with (client(port, key_a, logs_a) as ca, client(port, key_b, logs_b) as cb,
+                    client(port, key_a, logs_quiet, **({"log_level": None} if modern else {})) as quiet):
+            if not modern:
+                await ca.set_logging_level("debug")
+                await cb.set_logging_level("debug")
+            await asyncio.gather(work(ca, a), work(cb, b), work(quiet, a))
+    assert logs_quiet.messages == []
+    for logs, tenant in ((logs_a, a), (logs_b, b)):
+        assert logs.events() == [("debug", "tool_started"), ("info", "tool_finished")] * 5
+        assert {m.data["tenant"] for m in logs.messages} == {tenant}
+    assert not {m.data["call"] for m in logs_a.messages} & {m.data["call"] for m in logs_b.messages}
