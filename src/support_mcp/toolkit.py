@@ -120,8 +120,8 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
             ref = secrets.token_hex(4)
             bind_context(tool=name, tenant=tenant, call=ref)
             outcome, started = "ok", time.perf_counter()
-            await clientlog.emit("debug", "tool_started", tool=name, tenant=tenant, call=ref)
             try:
+                await clientlog.emit("debug", "tool_started", tool=name, tenant=tenant, call=ref)
                 result = await fn(*args, **kwargs)
                 if kind != "global" and _authorized.get() != tenant:
                     raise RuntimeError(f"data tool {name} returned without authorizing its tenant")
@@ -140,11 +140,11 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
                 note_call(outcome=outcome)
                 ms = round((time.perf_counter() - started) * 1000, 2)
                 log.info("tool_call", outcome=outcome, ms=ms)
-                await clientlog.emit(_FINISH_LEVEL.get(outcome, "warning"), "tool_finished", tool=name,
-                                     tenant=tenant, call=ref, outcome=outcome, ms=ms)
                 unbind_context("tool", "tenant", "call")
                 _authorized.reset(tokens[0])
                 _tool_scope.reset(tokens[1])
+                await clientlog.emit(_FINISH_LEVEL.get(outcome, "warning"), "tool_finished", tool=name,
+                                     tenant=tenant, call=ref, outcome=outcome, ms=ms)
 
         ann = _ANNOTATIONS[kind]
         if idempotent is not None:
