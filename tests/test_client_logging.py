@@ -157,3 +157,16 @@ async def test_http_sessions_never_see_each_others_events(server_env, make_tenan
         assert logs.events() == [("debug", "tool_started"), ("info", "tool_finished")] * 5
         assert {m.data["tenant"] for m in logs.messages} == {tenant}
     assert not {m.data["call"] for m in logs_a.messages} & {m.data["call"] for m in logs_b.messages}
+
+
+async def test_progress_milestones_reach_the_caller(db, kb, make_tenant) -> None:
+    a = await make_tenant("clp")
+    logs = Logs()
+    async with mcp.Client(server_for(db, kb, [a]), logging_callback=logs, mode="legacy") as client:
+        await client.set_logging_level("info")
+        r = await client.call_tool("ingest_document", {"tenant": a, "title": "Printer",
+                                                       "text": "# Printer\n\nPaper jam: open tray 2."})
+        assert not r.is_error
+    progress = [m.data for m in logs.messages if m.data["event"] == "progress"]
+    assert progress and all(p["total"] >= p["done"] >= 0 for p in progress)
+    assert logs.events()[-1] == ("info", "tool_finished")
