@@ -172,3 +172,12 @@ async def test_doctor_checks_the_oauth_issuer_when_set() -> None:
     down = await doctor.check_oauth(SimpleNamespace(oauth_issuer="http://127.0.0.1:1"))
     assert down is not None and down.status == "problem" and "unreachable" in down.detail
     assert await doctor.check_oauth(SimpleNamespace()) is None
+
+
+async def test_doctor_verifies_the_stdio_api_key(db, make_tenant, make_key) -> None:
+    slug = await make_tenant("dockey")
+    key = await make_key(tenants=[slug], scopes=["read"])
+    ok = await doctor._api_key(db, key)
+    assert ok.status == "ok" and slug in ok.detail and "read" in ok.detail and key not in ok.detail
+    bad = await doctor._api_key(db, key[:-4] + "xxxx")
+    assert bad.status == "problem" and "revoked" in bad.detail and bad.fix

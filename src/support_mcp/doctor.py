@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from . import migrations, privileges
 from .db import Database, queries
+from .errors import SupportError
 from .settings import Settings
 
 Status = Literal["ok", "problem", "skipped"]
@@ -213,6 +214,21 @@ async def _database_checks(db: Database, checks: list[Check]) -> None:
         else:
             checks.append(Check("global migrations", "ok", f"{len(shipped)} applied, 0 pending"))
     await _tenant_migrations(db, checks)
+    if s.api_key is not None:
+        checks.append(await _api_key(db, s.api_key.get_secret_value()))
+
+
+async def _api_key(db: Database, key: str) -> Check:
+    """SUPPORT_MCP_API_KEY (stdio): does it verify, and what does it grant?"""
+    from .keys import KeyVerifier
+
+    try:
+        who = await KeyVerifier(db, ttl=0).principal(key)
+    except SupportError as exc:
+        return Check("api key", "problem", f"SUPPORT_MCP_API_KEY: {exc}",
+                     "create a key with `support-mcp keys create` against this database and set it")
+    tenants = "every tenant" if who.tenants is None else ", ".join(sorted(who.tenants)) or "no tenants"
+    return Check("api key", "ok", f"SUPPORT_MCP_API_KEY verifies: {tenants}; scopes {', '.join(sorted(who.scopes))}")
 
 
 async def _tenant_migrations(db: Database, checks: list[Check]) -> None:

@@ -49,6 +49,8 @@ def serve(
 
     stdio: --tenant SLUG ... / --all-tenants (operator), or SUPPORT_MCP_API_KEY (a key's grants).
     sse/http: API keys as `Authorization: Bearer <key>`; operator flags only on a loopback address.
+    Every --tenant must exist (and be active) in the database opened: else exit 1 at start.
+    --data-dir / --database-url (global options) may also follow `serve`, e.g. in an MCP client's args.
     """
     s = settings()
     operator = bool(tenant) or all_tenants
