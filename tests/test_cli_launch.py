@@ -83,6 +83,13 @@ def test_a_malformed_url_flag_is_a_problem_line(settings: Settings, tmp_path: Pa
     assert proc.returncode == 1 and "problem" in proc.stdout and "Traceback" not in proc.stderr + proc.stdout
 
 
+def test_an_invalid_setting_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    proc = _cli(["doctor"], _bare_env(SUPPORT_MCP_DB_POOL_MAX_SIZE="0", SUPPORT_MCP_DATA_DIR=str(tmp_path)), tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: invalid setting db_pool_max_size: Input should be greater "
+                                                "than or equal to 1"]
+
+
 def test_serve_refuses_a_tenant_the_database_lacks(settings: Settings, tmp_path: Path) -> None:
     """Regression: `serve --tenant X` started (and served nothing) when X was not in the data directory used."""
     proc = _cli(["serve", "--tenant", "no_such_tenant", *_flags(settings)], _bare_env(), tmp_path, timeout=60)

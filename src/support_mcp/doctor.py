@@ -165,7 +165,12 @@ async def check_oauth(s: Settings) -> Check | None:
             for url in urls:
                 r = await client.get(url)
                 if r.status_code == 200:
-                    meta = r.json()
+                    try:
+                        meta = r.json()
+                        assert isinstance(meta, dict)
+                    except (ValueError, AssertionError):
+                        problem = f"{url} is not a JSON metadata document"
+                        continue
                     if str(meta.get("issuer", "")).rstrip("/") != issuer:
                         problem = f"{url} names issuer {str(meta.get('issuer'))[:100]!r}, not {issuer!r}"
                         continue
