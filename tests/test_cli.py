@@ -87,7 +87,10 @@ def test_demo_runs_a_real_stdio_session(cli_env) -> None:
     isolation = out[out.index("Isolation"):]
     assert "get_ticket (error)" in isolation and "not found" in isolation
     snippet = json.loads(out[out.index('{\n  "mcpServers"'):])
-    assert snippet["mcpServers"]["support-mcp"]["args"][-3:] == ["serve", "--tenant", "acme"]
+    args = snippet["mcpServers"]["support-mcp"]["args"]
+    assert args[args.index("serve"):][:3] == ["serve", "--tenant", "acme"]
+    if "SUPPORT_MCP_DATABASE_URL" not in cli_env:  # the data directory in args, not env (launchers drop env)
+        assert args[-2:] == ["--data-dir", cli_env["SUPPORT_MCP_DATA_DIR"]]
     assert "Traceback" not in proc.stderr
 
 

@@ -15,6 +15,9 @@ SELECT id, slug, name, schema_name, role_name, stripe_account_id, stripe_webhook
 FROM public.tenants
 WHERE slug = :slug;
 
+-- name: tenant-status(slug)$
+SELECT status FROM public.tenants WHERE slug = :slug;
+
 -- name: tenant-exists(slug)$
 SELECT EXISTS (SELECT 1 FROM public.tenants WHERE slug = :slug);
 

@@ -11,11 +11,15 @@ import getpass
 import os
 import re
 from importlib.resources import files
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from .errors import InvalidInput, MigrationFailed
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 _ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -58,3 +62,26 @@ def as_user(dsn: str, user: str, password: str | None) -> str:
     cred = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in ("user", "password")])
     return urlunsplit(parts._replace(netloc=f"{cred}@{host}", query=query))
+
+
+def mask_url(dsn: str) -> str:
+    """`dsn` with its password (in the netloc or the query) replaced by ***, for messages and doctor."""
+    try:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc
+        cred, at, host = netloc.rpartition("@")
+        if at and ":" in cred:
+            netloc = f"{cred.split(':', 1)[0]}:***@{host}"
+        query = "&".join(f"{k}={'***' if k == 'password' else quote(v, safe='')}"
+                         for k, v in parse_qsl(parts.query, keep_blank_values=True))
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return "(an unparsable URL)"
+
+
+def database_location(settings: Settings) -> str:
+    """Where the settings point the server, for messages: the embedded server's data directory or the URL."""
+    url = settings.database_admin_url or settings.database_url
+    if url is None:
+        return f"the embedded PostgreSQL of data directory {settings.data_dir}"
+    return f"the database {mask_url(url.get_secret_value())}"

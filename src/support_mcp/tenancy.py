@@ -16,9 +16,9 @@ from uuid import UUID
 
 import asyncpg
 
-from . import migrations
+from . import migrations, privileges
 from .db import Database, queries, validate_slug
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound, NotPermitted
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -122,6 +122,22 @@ async def get_tenant(db: Database, slug: str) -> TenantInfo:
     if row is None:
         raise NotFound(f"unknown tenant '{slug}'")
     return TenantInfo.from_row(row)
+
+
+async def check_servable(db: Database, slugs: list[str]) -> None:
+    """`serve --tenant`: refuse at start a tenant that does not exist (or is suspended) in this database,
+    naming where it looked. Reads the registry as the app role (works with only the app role's URL)."""
+    for slug in slugs:
+        validate_slug(slug)
+        async with db.global_scope() as conn:
+            status = await queries.tenant_status(conn, slug=slug)
+        where = privileges.database_location(db.settings)
+        if status is None:
+            raise NotFound(f"tenant '{slug}' does not exist in {where}: create it (`support-mcp tenants create "
+                           f"{slug}`) or point --data-dir / --database-url at the right one")
+        if status != "active":
+            raise NotPermitted(f"tenant '{slug}' is {status} in {where}: resume it with "
+                               f"`support-mcp tenants resume {slug}` first")
 
 
 async def set_status(db: Database, slug: str, status: str) -> None:

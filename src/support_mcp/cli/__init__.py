@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
-from . import db_commands, demo, docs, evaluate, keys, reports, serve, stripe, tenants
+from . import common, db_commands, demo, docs, doctor, evaluate, keys, reports, serve, stripe, tenants
+
+# Options of the root command that may also follow the command (`support-mcp serve --data-dir D`),
+# as MCP clients' `args` lists usually put them.
+GLOBAL_OPTIONS = ("--data-dir", "--database-url", "--database-admin-url")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move the global options (and their values) in front of the command, up to a `--`."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg.split("=", 1)[0] in GLOBAL_OPTIONS and ("=" in arg or i + 1 < len(args)):
+            take = 1 if "=" in arg else 2
+            front.extend(args[i:i + take])
+            i += take
+            continue
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
+class _Group(TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
 
 app = typer.Typer(
     name="support-mcp",
@@ -13,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(keys.app, name="keys")
@@ -23,6 +58,7 @@ reports.register(app)
 db_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.doctor)
 
 
 def _version(value: bool) -> None:
@@ -35,8 +71,26 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", metavar="DIR",
+        help="Data directory (embedded PostgreSQL, knowledge base). Beats SUPPORT_MCP_DATA_DIR. Before or after "
+        "the command."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", metavar="URL",
+        help="PostgreSQL URL (the request path's with --database-admin-url). Beats SUPPORT_MCP_DATABASE_URL / "
+        "DATABASE_URL."),
+    database_admin_url: str | None = typer.Option(
+        None, "--database-admin-url", metavar="URL",
+        help="The owner/admin's PostgreSQL URL. Beats SUPPORT_MCP_DATABASE_ADMIN_URL."),
 ) -> None:
-    """Multi-tenant customer-support MCP server."""
+    """Multi-tenant customer-support MCP server.
+
+    --data-dir, --database-url and --database-admin-url go before or after the command and beat the
+    environment (so an MCP client's `args` can carry them).
+    """
+    given = {"data_dir": data_dir, "database_url": database_url, "database_admin_url": database_admin_url}
+    common.OVERRIDES.clear()
+    common.OVERRIDES.update({k: v for k, v in given.items() if v is not None})
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from ..db import Database
 from ..errors import SupportError
@@ -17,8 +18,18 @@ from ..settings import Settings
 T = TypeVar("T")
 
 
+# Settings given as global command-line options (`--data-dir`, `--database-url`,
+# `--database-admin-url`): set by the root callback on every invocation; they beat the environment.
+OVERRIDES: dict[str, object] = {}
+
+
 def settings() -> Settings:
-    s = Settings()
+    try:
+        s = Settings(**OVERRIDES)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise fail(f"invalid setting {where}: {err['msg']}", 2) from None
     configure_logging(s.log_level, s.log_format)
     return s
 

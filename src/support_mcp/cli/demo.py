@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .. import tenancy
+from .. import privileges, tenancy
 from ..db import Database
 from ..desk import tickets
 from ..errors import Conflict
@@ -58,6 +58,8 @@ async def _session(s: Settings) -> None:
     env = {**os.environ, "SUPPORT_MCP_DATA_DIR": str(s.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
     if s.database_url is not None:
         env["SUPPORT_MCP_DATABASE_URL"] = s.database_url.get_secret_value()
+    if s.database_admin_url is not None:
+        env["SUPPORT_MCP_DATABASE_ADMIN_URL"] = s.database_admin_url.get_secret_value()
     params = StdioServerParameters(command=sys.executable,
                                    args=["-m", "support_mcp", "serve", "--tenant", "acme", "--tenant", "globex"],
                                    env=env)
@@ -97,7 +99,11 @@ def demo() -> None:
     asyncio.run(_session(s))
     script = Path(sys.executable).with_name("support-mcp")
     command, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "support_mcp"])
-    snippet = {"mcpServers": {"support-mcp": {"command": command, "args": [*args, "serve", "--tenant", "acme"],
-                                              "env": {"SUPPORT_MCP_DATA_DIR": str(s.data_dir)}}}}
+    # the data directory in `args`: launchers pass the server only a few environment variables
+    where = ["--data-dir", str(s.data_dir)] if s.database_url is None else []
+    server: dict[str, Any] = {"command": command, "args": [*args, "serve", "--tenant", "acme", *where]}
+    if s.database_url is not None:  # a URL may hold a password: env, not args (visible in `ps`)
+        server["env"] = {"SUPPORT_MCP_DATABASE_URL": privileges.mask_url(s.database_url.get_secret_value())}
+    snippet = {"mcpServers": {"support-mcp": server}}
     out.print("\n[bold green]Done.[/] Claude Desktop: add this to claude_desktop_config.json:")
     typer.echo(json.dumps(snippet, indent=2))

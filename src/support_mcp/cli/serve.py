@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from .. import tenancy
 from ..access import Principal
 from ..db import Database, queries
 from ..errors import NotPermitted, SupportError
@@ -48,6 +49,8 @@ def serve(
 
     stdio: --tenant SLUG ... / --all-tenants (operator), or SUPPORT_MCP_API_KEY (a key's grants).
     sse/http: API keys as `Authorization: Bearer <key>`; operator flags only on a loopback address.
+    Every --tenant must exist (and be active) in the database opened: else exit 1 at start.
+    --data-dir / --database-url (global options) may also follow `serve`, e.g. in an MCP client's args.
     """
     s = settings()
     operator = bool(tenant) or all_tenants
@@ -65,7 +68,7 @@ def serve(
         raise fail(f"operator flags serve without authentication, so only on a loopback address (not {host}); "
                    "create API keys (`support-mcp keys create`) and drop --tenant/--all-tenants", 2)
     try:
-        main = _serve(s, principal, transport, host, port, stateless, json_response, read_only)
+        main = _serve(s, principal, transport, host, port, stateless, json_response, read_only, tenant or [])
         # stdio: SIGTERM (how clients stop a server) cancels cleanly; uvicorn handles it for HTTP
         asyncio.run(_until_sigterm(main) if transport is Transport.stdio else main)
     except SupportError as exc:
@@ -95,9 +98,10 @@ def _is_loopback(host: str) -> bool:
 
 
 async def _serve(s: Settings, principal: Principal | None, transport: Transport, host: str, port: int,
-                 stateless: bool, json_response: bool, read_only: bool) -> None:
+                 stateless: bool, json_response: bool, read_only: bool, tenants: list[str]) -> None:
     db = await Database(s).start()  # started once here, shared by every session
     try:
+        await tenancy.check_servable(db, tenants)  # a --tenant missing here: fail now, naming where we looked
         bearer = transport is not Transport.stdio and principal is None
         if bearer and db.admin_pool is not None:  # api_keys: the admin's (skipped with only the app URL)
             async with db.admin_scope() as conn:
