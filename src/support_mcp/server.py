@@ -85,7 +85,7 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
     server = SupportServer("support-mcp", instructions=INSTRUCTIONS, version=__version__, lifespan=app.lifespan,
                        log_level=settings.log_level, middleware=[guard], **auth)
     guard.server = server
-    if bearer and settings.oauth_issuer:
+    if bearer:
         server.app_hooks = (lambda http_app: oauth_http.install(http_app, settings),)
     register_tools(server)
     bound_ingest_schema(server, settings.kb_max_document_chars)

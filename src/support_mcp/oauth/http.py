@@ -44,21 +44,49 @@ def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
 
 
 def install(app: Starlette, settings: Settings) -> None:
-    """Add PRM routes (first, so they win over the SDK's) and step-up on the MCP endpoint."""
+    """On every HTTP app in bearer mode: a clear 401 on the MCP endpoint; with OAuth also PRM routes
+    (first, so they win over the SDK's) and step-up."""
     from ..guard import READ_SCOPE, TOOL_POLICY  # noqa: PLC0415 - guard imports the server side
 
-    body = protected_resource_metadata(settings)
+    if settings.oauth_resource:
+        body = protected_resource_metadata(settings)
 
-    async def prm(_request: Request) -> Response:
-        return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
+        async def prm(_request: Request) -> Response:
+            return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
 
-    paths = dict.fromkeys([PRM_ROOT, urlsplit(metadata_url(settings)).path])
-    routes = [Route(p, endpoint=cors_middleware(prm, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
-              for p in paths]
-    app.router.routes[:0] = routes
+        paths = dict.fromkeys([PRM_ROOT, urlsplit(metadata_url(settings)).path])
+        app.router.routes[:0] = [Route(p, endpoint=cors_middleware(prm, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
+                                 for p in paths]
     for route in app.router.routes:
         if isinstance(route, Route) and route.path == "/mcp":
-            route.app = StepUp(route.app, settings, TOOL_POLICY, READ_SCOPE)
+            inner = StepUp(route.app, settings, TOOL_POLICY, READ_SCOPE) if settings.oauth_resource else route.app
+            route.app = ClearUnauthorized(inner, settings)
+
+
+class ClearUnauthorized:
+    """Answers a request without a verified credential before the SDK does, saying what to send:
+    RFC 6750 (no error code when no credential came, `invalid_token` when one did not verify) and,
+    with OAuth, `resource_metadata` (RFC 9728) so clients find the authorization server."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.metadata = metadata_url(settings) if settings.oauth_resource else None
+        self.what = "an OAuth access token or an API key" if self.metadata else "an API key (smk_...)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or isinstance(scope.get("user"), AuthenticatedUser):
+            await self.app(scope, receive, send)
+            return
+        sent = any(name.lower() == b"authorization" for name, _ in scope.get("headers", ()))
+        description = (f"the credential was not accepted: send {self.what} as 'Authorization: Bearer ...'" if sent
+                       else f"authentication required: send {self.what} as 'Authorization: Bearer ...'")
+        parts = ['error="invalid_token"'] if sent else []
+        parts.append(f'error_description="{description}"')
+        if self.metadata:
+            parts.append(f'resource_metadata="{self.metadata}"')
+        body = {"error": "invalid_token" if sent else "unauthorized", "error_description": description}
+        await JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})(
+            scope, receive, send)
 
 
 class StepUp:

@@ -22,6 +22,7 @@ from ..logging import get_logger
 log = get_logger(__name__)
 
 MAX_DOCUMENT_BYTES = 1_000_000  # metadata or a JWKS larger than this is refused
+UNAVAILABLE = "the authorization server's keys cannot be fetched right now; retry shortly"
 
 
 def metadata_urls(issuer: str) -> list[str]:
@@ -65,6 +66,8 @@ class AuthServerKeys:
             return found
         if not fresh or now - self._tried_at >= self.min_refetch:
             await self._refresh(stale_ok=self._fetched_at is not None)
+            if self._fetched_at is None:  # another request's fetch failed while this one waited
+                raise UpstreamUnavailable(UNAVAILABLE)
             found = self._lookup(kid)
         return found
 
@@ -88,8 +91,7 @@ class AuthServerKeys:
                 log.warning("oauth_keys_unavailable", issuer=self.issuer, error=str(exc)[:200], stale_ok=stale_ok)
                 if stale_ok:
                     return
-                raise UpstreamUnavailable("the authorization server's keys cannot be fetched right now; "
-                                          "retry shortly") from None
+                raise UpstreamUnavailable(UNAVAILABLE) from None
             self._keys = {k.key_id: k for k in keys if k.public_key_use in (None, "sig")}
             self._fetched_at = time.monotonic()
             log.info("oauth_keys_fetched", issuer=self.issuer, keys=len(self._keys))
