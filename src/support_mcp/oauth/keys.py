@@ -44,6 +44,7 @@ class AuthServerKeys:
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at: float | None = None  # last successful key fetch
         self._tried_at = float("-inf")  # last attempt (successful or not)
+        self._attempts = 0
         self._lock = asyncio.Lock()
         self._http: httpx2.AsyncClient | None = None
 
@@ -77,24 +78,30 @@ class AuthServerKeys:
         return self._keys.get(kid) if kid is not None else None
 
     async def _refresh(self, *, stale_ok: bool) -> None:
-        started = time.monotonic()
-        async with self._lock:  # one fetch at a time; those who waited use its result
-            if self._tried_at >= started:
+        done = self._attempts  # attempts finished so far
+        async with self._lock:  # one fetch at a time; those who waited on it use its result
+            if self._attempts != done:
                 return
             self._tried_at = time.monotonic()
             try:
-                if self.metadata is None or not stale_ok:
-                    self.metadata = await self._discover()
-                jwks = await self._get_json(str(self.metadata["jwks_uri"]))
-                keys = jwt.PyJWKSet.from_dict(jwks).keys if jwks.get("keys") else []
-            except (UpstreamUnavailable, jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
-                log.warning("oauth_keys_unavailable", issuer=self.issuer, error=str(exc)[:200], stale_ok=stale_ok)
-                if stale_ok:
-                    return
-                raise UpstreamUnavailable(UNAVAILABLE) from None
-            self._keys = {k.key_id: k for k in keys if k.public_key_use in (None, "sig")}
-            self._fetched_at = time.monotonic()
-            log.info("oauth_keys_fetched", issuer=self.issuer, keys=len(self._keys))
+                await self._fetch(stale_ok)
+            finally:
+                self._attempts += 1
+
+    async def _fetch(self, stale_ok: bool) -> None:
+        try:
+            if self.metadata is None or not stale_ok:
+                self.metadata = await self._discover()
+            jwks = await self._get_json(str(self.metadata["jwks_uri"]))
+            keys = jwt.PyJWKSet.from_dict(jwks).keys if jwks.get("keys") else []
+        except (UpstreamUnavailable, jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            log.warning("oauth_keys_unavailable", issuer=self.issuer, error=str(exc)[:200], stale_ok=stale_ok)
+            if stale_ok:
+                return
+            raise UpstreamUnavailable(UNAVAILABLE) from None
+        self._keys = {k.key_id: k for k in keys if k.public_key_use in (None, "sig")}
+        self._fetched_at = time.monotonic()
+        log.info("oauth_keys_fetched", issuer=self.issuer, keys=len(self._keys))
 
     async def _discover(self) -> dict[str, Any]:
         last: Exception | None = None
