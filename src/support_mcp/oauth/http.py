@@ -1,4 +1,7 @@
-"""The HTTP side of the resource server: protected resource metadata (RFC 9728) and step-up.
+"""The HTTP side of the resource server: clear 401s, protected resource metadata (RFC 9728), step-up.
+
+401: a request without a verified credential is answered before the SDK's own 401, saying what
+to send (an API key, or with OAuth a token) and, with OAuth, where the metadata is.
 
 PRM is served at `/.well-known/oauth-protected-resource` and at the path-suffixed form for the
 resource (`/.well-known/oauth-protected-resource/mcp`), ahead of the SDK's own route (which

@@ -26,11 +26,14 @@ UNAVAILABLE = "the authorization server's keys cannot be fetched right now; retr
 
 
 def metadata_urls(issuer: str) -> list[str]:
-    """RFC 8414 first (well-known inserted before the issuer's path), then OpenID discovery (appended)."""
+    """Where the metadata may be, in the order the MCP authorization specification gives: RFC 8414
+    (well-known inserted before the issuer's path), OpenID discovery inserted, OpenID appended."""
     parts = urlsplit(issuer)
     path = parts.path.rstrip("/")
     origin = f"{parts.scheme}://{parts.netloc}"
-    return [f"{origin}/.well-known/oauth-authorization-server{path}",
+    if not path:
+        return [f"{origin}/.well-known/oauth-authorization-server", f"{origin}/.well-known/openid-configuration"]
+    return [f"{origin}/.well-known/oauth-authorization-server{path}", f"{origin}/.well-known/openid-configuration{path}",
             f"{origin}{path}/.well-known/openid-configuration"]
 
 
