@@ -69,14 +69,16 @@ class Provider:
 
 
 @contextlib.asynccontextmanager
-async def authorization_server(resources: list[str], clients: list[dict[str, Any]],
-                               log: Path) -> AsyncIterator[Provider]:
+async def authorization_server(resources: list[str], clients: list[dict[str, Any]], log: Path,
+                               accounts: dict[str, Any] | None = None) -> AsyncIterator[Provider]:
     """Start the provider issuing JWT access tokens for `resources` (the first is the default) to
-    `clients` ({client_id, tenants?, opaque?}; secret = "secret-<client_id>")."""
+    `clients` ({client_id, tenants?, opaque?}; secret = "secret-<client_id>"), and through the
+    authorization code flow to `accounts` ({account id: tenants claim}; the first one logs in)."""
     cwd = provider_dir()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key)) | {"kid": KID, "alg": "RS256", "use": "sig"}
     env = {**os.environ, "OP_RESOURCES": json.dumps(resources), "OP_JWK": json.dumps(jwk),
+           "OP_ACCOUNTS": json.dumps(accounts or {}),
            "OP_CLIENTS": json.dumps([{**c, "client_secret": f"secret-{c['client_id']}"} for c in clients])}
     with log.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(shutil.which("node") or "node", "provider.mjs", cwd=cwd, env=env,

@@ -252,3 +252,77 @@ def test_serves_off_loopback_with_oauth_and_no_keys(server_env, tmp_path: Path) 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.tokens: Any = None
+        self.client: Any = None
+
+    async def get_tokens(self) -> Any:
+        return self.tokens
+
+    async def set_tokens(self, tokens: Any) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> Any:
+        return self.client
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.client = client_info
+
+
+async def test_authorization_code_pkce_with_the_sdk_oauth_client(server_env, make_tenant, tmp_path: Path) -> None:
+    """The MCP SDK's OAuth client does the whole dance against the real authorization server:
+    401 -> protected resource metadata -> authorization server metadata -> dynamic client
+    registration -> authorization code + PKCE (S256) with the resource indicator -> token -> tools.
+    Login and consent complete by themselves in the provider (tests/oauth/provider.mjs)."""
+    from urllib.parse import parse_qs, urljoin, urlsplit
+
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+    a, b = await make_tenant("pa"), await make_tenant("pb")
+    port = free_port()
+    resource, redirect = f"http://127.0.0.1:{port}/mcp", "http://127.0.0.1:1/callback"
+    async with authorization_server([resource], [{"client_id": "unused"}], tmp_path / "op.log",
+                                    accounts={"user-1": [a]}) as op:
+        env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": op.issuer, "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        async with serve_on(env, tmp_path / "serve.log", port):
+            answer: dict[str, Any] = {}
+
+            async def redirect_handler(url: str) -> None:  # a browser that follows the redirects
+                async with httpx.AsyncClient(timeout=10) as browser:
+                    for _ in range(10):
+                        r = await browser.get(url)
+                        assert r.status_code in (302, 303), (r.status_code, r.text[:500])
+                        url = urljoin(url, r.headers["location"])
+                        if url.startswith(redirect):
+                            query = parse_qs(urlsplit(url).query)
+                            assert "code" in query, query
+                            answer.update(code=query["code"][0], state=query.get("state", [None])[0],
+                                          iss=query.get("iss", [None])[0])
+                            return
+                raise AssertionError("no redirect back to the client")
+
+            async def callback_handler() -> AuthorizationCodeResult:
+                return AuthorizationCodeResult(**answer)
+
+            storage = MemoryStorage()
+            auth = OAuthClientProvider(
+                server_url=resource, storage=storage, redirect_handler=redirect_handler,
+                callback_handler=callback_handler,
+                client_metadata=OAuthClientMetadata(client_name="support-mcp tests", redirect_uris=[redirect],
+                                                    grant_types=["authorization_code"],
+                                                    response_types=["code"], token_endpoint_auth_method="none",
+                                                    scope="read write"))
+            http = httpx2.AsyncClient(auth=auth, timeout=30)
+            async with Client(streamable_http_client(resource, http_client=http)) as c:
+                r = await c.call_tool("create_ticket", {"tenant": a, "subject": "via pkce", "description": "d",
+                                                        "customer_email": "p@x.test"})
+                assert not r.is_error, text_of(r)
+                r = await c.call_tool("list_tickets", {"tenant": b})
+                assert r.is_error and "not available" in text_of(r)
+            token = storage.tokens.access_token
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+            assert claims["aud"] == resource and claims["sub"] == "user-1" and claims["tenants"] == [a]
