@@ -113,9 +113,10 @@ class OAuthVerifier:
         who = subject or client
         principal = Principal(name=f"oauth:{who}"[:120], tenants=tenants, scopes=scopes,
                               key_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.issuer}#{who}")))
-        exp = claims.get("exp")
+        exp = claims.get("exp")  # the SDK refuses past expires_at itself: allow it the same leeway
+        leeway = self.settings.oauth_leeway_seconds
         return AccessToken(token=token, client_id=principal.key_id or client, scopes=sorted(scopes),
-                           expires_at=exp if isinstance(exp, int) else None, resource=self.resource,
+                           expires_at=exp + leeway if isinstance(exp, int) else None, resource=self.resource,
                            subject=subject, claims={"iss": self.issuer, MARK: principal})
 
 
