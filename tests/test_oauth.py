@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -85,7 +86,8 @@ async def test_oauth_end_to_end(server_env, make_tenant, make_key, tmp_path: Pat
                {"client_id": "nobody"}, {"client_id": "opaque", "tenants": [a], "opaque": True},
                {"client_id": "rs"}]
     async with authorization_server([resource, other], clients, tmp_path / "op.log") as op:
-        env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": op.issuer, "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": op.issuer,
+               "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}",
                "SUPPORT_MCP_OAUTH_INTROSPECTION_URL": f"{op.issuer}/token/introspection",
                "SUPPORT_MCP_OAUTH_CLIENT_ID": "rs", "SUPPORT_MCP_OAUTH_CLIENT_SECRET": "secret-rs"}
         log = tmp_path / "serve.log"
@@ -213,10 +215,11 @@ async def test_authorization_server_down_or_slow_is_503(server_env, make_tenant,
     try:
         for issuer in (f"http://127.0.0.1:{hang_port}", f"http://127.0.0.1:{closed_port}"):
             port = free_port()
-            env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": issuer, "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": issuer,
+                   "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}",
                    "SUPPORT_MCP_OAUTH_HTTP_TIMEOUT_SECONDS": "1"}
-            token = __import__("jwt").encode({"iss": issuer, "aud": f"http://127.0.0.1:{port}/mcp", "exp": 2**31},
-                                             stranger, algorithm="RS256", headers={"kid": "k"})
+            token = jwt.encode({"iss": issuer, "aud": f"http://127.0.0.1:{port}/mcp", "exp": 2**31},
+                               stranger, algorithm="RS256", headers={"kid": "k"})
             async with serve_on(env, tmp_path / f"down{port}.log", port), httpx.AsyncClient(timeout=30) as http:
                 r = await post(http, port, token)
                 assert r.status_code == 503, (issuer, r.status_code, r.text)
@@ -288,7 +291,8 @@ async def test_authorization_code_pkce_with_the_sdk_oauth_client(server_env, mak
     resource, redirect = f"http://127.0.0.1:{port}/mcp", "http://127.0.0.1:1/callback"
     async with authorization_server([resource], [{"client_id": "unused"}], tmp_path / "op.log",
                                     accounts={"user-1": [a]}) as op:
-        env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": op.issuer, "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        env = {**server_env, "SUPPORT_MCP_OAUTH_ISSUER": op.issuer,
+               "SUPPORT_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}"}
         async with serve_on(env, tmp_path / "serve.log", port):
             answer: dict[str, Any] = {}
 

@@ -33,8 +33,8 @@ def metadata_urls(issuer: str) -> list[str]:
     origin = f"{parts.scheme}://{parts.netloc}"
     if not path:
         return [f"{origin}/.well-known/oauth-authorization-server", f"{origin}/.well-known/openid-configuration"]
-    return [f"{origin}/.well-known/oauth-authorization-server{path}", f"{origin}/.well-known/openid-configuration{path}",
-            f"{origin}{path}/.well-known/openid-configuration"]
+    return [f"{origin}/.well-known/oauth-authorization-server{path}",
+            f"{origin}/.well-known/openid-configuration{path}", f"{origin}{path}/.well-known/openid-configuration"]
 
 
 class AuthServerKeys:
