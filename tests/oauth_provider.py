@@ -1,7 +1,7 @@
 """A real, independent authorization server for the OAuth tests: npm `oidc-provider` (OpenID
 certified) run by tests/oauth/provider.mjs. Its node_modules are installed once into a cache
-directory (SUPPORT_MCP_TEST_NPM_CACHE, default ~/.cache/support-mcp-tests/oidc-provider) by
-`npm install`; the only reason to skip is a machine without node/npm.
+directory (SUPPORT_MCP_TEST_NPM_CACHE, default ~/.cache/support-mcp-tests/oidc-provider-<hash>) by
+`npm ci` from tests/oauth/package-lock.json; the only reason to skip is a machine without node/npm.
 
 The signing key is generated here and handed to the provider, so tests can also sign tokens the
 provider would never mint (expired, not yet valid) with the key it publishes.
@@ -35,14 +35,14 @@ def provider_dir() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node and npm are needed to run the real authorization server (oidc-provider)")
-    package = (HERE / "package.json").read_bytes()
+    package = (HERE / "package.json").read_bytes() + (HERE / "package-lock.json").read_bytes()
     root = Path(os.environ.get("SUPPORT_MCP_TEST_NPM_CACHE", Path.home() / ".cache" / "support-mcp-tests"))
     target = root / f"oidc-provider-{hashlib.sha256(package).hexdigest()[:12]}"
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(HERE / "package.json", target / "package.json")
-    shutil.copy(HERE / "provider.mjs", target / "provider.mjs")
+    for name in ("package.json", "package-lock.json", "provider.mjs"):
+        shutil.copy(HERE / name, target / name)
     if not (target / "node_modules" / "oidc-provider" / "package.json").exists():
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"npm install of oidc-provider failed:\n{done.stderr[-2000:]}"
     return target
