@@ -37,6 +37,10 @@ async def test_bearer_keys_over_http(server_env, make_tenant, make_key, tmp_path
                 r = await http.post(url, json=INIT, headers={**JSON_SSE, **headers})
                 assert r.status_code == 401, (headers, r.status_code)
                 assert r.headers.get("www-authenticate", "").lower().startswith("bearer")
+                # API keys only: no protected resource metadata to point at, but a 401 that says what to send
+                assert "API key" in r.json()["error_description"] and "resource_metadata" not in r.headers[
+                    "www-authenticate"]
+                assert ('error="invalid_token"' in r.headers["www-authenticate"]) == bool(headers)
             # a session belongs to the key that opened it
             r = await http.post(url, json=INIT, headers={**JSON_SSE, "Authorization": f"Bearer {writer}"})
             assert r.status_code == 200

@@ -21,6 +21,7 @@ from .errors import NotPermitted, RateLimited
 from .kb.service import KnowledgeBase
 from .payments.gateway import StripeGateway
 from .keys import KeyVerifier
+from .oauth.verifier import principal_of
 from .ratelimit import build_limiter
 from .settings import Settings
 
@@ -41,6 +42,7 @@ class App:
     audit: AuditWriter = field(init=False)
     stripe: StripeGateway = field(init=False)
     webhooks: Any = None  # payments.webhooks.WebhookReceiver, set by build_server
+    oauth: Any = None  # oauth.verifier.OAuthVerifier when SUPPORT_MCP_OAUTH_ISSUER is set, set by build_server
     kb: KnowledgeBase | None = None  # built from settings unless given (tests share one)
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -76,7 +78,8 @@ class App:
         token = get_access_token()
         if token is None:
             raise NotPermitted("missing bearer token")
-        return await self.verifier.principal(token.token)
+        oauth = principal_of(token)  # an OAuth access token, verified by the auth middleware
+        return oauth if oauth is not None else await self.verifier.principal(token.token)
 
     async def check_rate(self, principal: Principal) -> None:
         if self._limiter is None or principal.key_id is None:
@@ -107,6 +110,8 @@ class App:
                     if self._limiter is not None:
                         await self._limiter.close()
                     await self.stripe.close()
+                    if self.oauth is not None:
+                        await self.oauth.close()
                     if self._owns_kb and self.kb is not None:
                         await self.kb.close()
                     if self.owns_db:

@@ -11,6 +11,7 @@ started into 503 + Retry-After with a one-line JSON body (OAuth's `temporarily_u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -56,10 +57,18 @@ def with_unavailable_as_503(app: Starlette) -> Starlette:
 
 
 class SupportServer(MCPServer):
-    """MCPServer whose HTTP apps answer a backend outage with 503 + Retry-After, never a bare 500."""
+    """MCPServer whose HTTP apps answer a backend outage with 503 + Retry-After, never a bare 500.
+    `app_hooks` run on every HTTP app built (the OAuth resource server's routes, see oauth.http)."""
+
+    app_hooks: tuple[Callable[[Starlette], None], ...] = ()
 
     def streamable_http_app(self, **kwargs: Any) -> Starlette:
-        return with_unavailable_as_503(super().streamable_http_app(**kwargs))
+        return with_unavailable_as_503(self._hooked(super().streamable_http_app(**kwargs)))
 
     def sse_app(self, **kwargs: Any) -> Starlette:
-        return with_unavailable_as_503(super().sse_app(**kwargs))
+        return with_unavailable_as_503(self._hooked(super().sse_app(**kwargs)))
+
+    def _hooked(self, app: Starlette) -> Starlette:
+        for hook in self.app_hooks:
+            hook(app)
+        return app

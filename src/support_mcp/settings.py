@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -209,3 +209,79 @@ class Settings(BaseSettings):
     audit_prune_interval_seconds: float = Field(
         default=3600.0, ge=1, description="How often the running server prunes audit rows past retention.",
     )
+
+    # --- OAuth 2.1 resource server (issue 11) ---------------------------------------------
+    oauth_issuer: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="The authorization server's issuer URL (exactly as in its metadata's `issuer`). Set: HTTP "
+        "transports accept its access tokens beside API keys and publish protected resource metadata (RFC 9728).",
+    )
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="The URL clients reach this server at (scheme://host[:port], no /mcp). Required with "
+        "oauth_issuer unless oauth_audience is set.",
+    )
+    oauth_audience: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="The resource (RFC 8707) tokens must be issued for: their `aud`. Default: public_url + '/mcp'.",
+    )
+    oauth_tenants_claim: str = Field(
+        default="tenants", min_length=1, max_length=200,
+        description="The claim holding the tenants a token grants: a list of slugs (or one space-separated "
+        "string), or \"*\" for every tenant. A token without it grants nothing.",
+    )
+    oauth_scopes: dict[str, str] = Field(
+        default_factory=lambda: {"read": "read", "write": "write", "admin": "admin", "refund": "refund"},
+        description="Our scope -> the scope name the authorization server puts in `scope`/`scp` (JSON, e.g. "
+        '{"read": "support:read", ...}). Our scopes missing here are never granted by a token.',
+    )
+    oauth_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                                 "ES512", "EdDSA"],
+        description="Signature algorithms accepted on access tokens (asymmetric only: `none` and HS* are "
+        "refused at start).",
+    )
+    oauth_leeway_seconds: int = Field(default=30, ge=0, le=300,
+                                      description="Clock skew allowed on exp/nbf/iat, in seconds.")
+    oauth_jwks_cache_seconds: float = Field(
+        default=3600, ge=10, le=86_400, description="How long the authorization server's keys (and metadata) are "
+        "used before they are fetched again.",
+    )
+    oauth_jwks_min_refetch_seconds: float = Field(
+        default=30, ge=0, le=3600, description="A token naming an unknown `kid` fetches the keys again at most "
+        "once per this many seconds (an attacker cannot make us hammer the authorization server).",
+    )
+    oauth_http_timeout_seconds: float = Field(
+        default=5, gt=0, le=60, description="Timeout for each request to the authorization server (metadata, "
+        "keys, introspection); past it the client gets 503 + Retry-After.",
+    )
+    oauth_max_token_bytes: int = Field(
+        default=16_384, ge=1024, le=1_048_576, description="Longer bearer tokens are refused (401) unread.",
+    )
+    oauth_introspection_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="RFC 7662 introspection endpoint for opaque (non-JWT) access tokens. Unset: only JWTs.",
+    )
+    oauth_client_id: str | None = Field(default=None, description="This server's client id at the introspection "
+                                        "endpoint (HTTP Basic).")
+    oauth_client_secret: SecretStr | None = Field(default=None, description="Its client secret.")
+
+    @model_validator(mode="after")
+    def _check_oauth(self) -> Settings:
+        bad = [a for a in self.oauth_algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if bad:
+            raise ValueError(f"oauth_algorithms: {', '.join(bad)} cannot verify a token signed by an "
+                             "authorization server's public key; use asymmetric algorithms only")
+        if self.oauth_issuer and not (self.oauth_audience or self.public_url):
+            raise ValueError("oauth_issuer needs SUPPORT_MCP_PUBLIC_URL (or SUPPORT_MCP_OAUTH_AUDIENCE): the "
+                             "resource tokens must be issued for")
+        if self.oauth_introspection_url and not (self.oauth_client_id and self.oauth_client_secret):
+            raise ValueError("oauth_introspection_url needs oauth_client_id and oauth_client_secret")
+        return self
+
+    @property
+    def oauth_resource(self) -> str | None:
+        """The resource identifier tokens must name (aud), or None without OAuth."""
+        if not self.oauth_issuer:
+            return None
+        return self.oauth_audience or f"{(self.public_url or '').rstrip('/')}/mcp"

@@ -48,7 +48,8 @@ def serve(
     """Run the MCP server. Who may use which tenant is never implicit:
 
     stdio: --tenant SLUG ... / --all-tenants (operator), or SUPPORT_MCP_API_KEY (a key's grants).
-    sse/http: API keys as `Authorization: Bearer <key>`; operator flags only on a loopback address.
+    sse/http: API keys (or OAuth access tokens with SUPPORT_MCP_OAUTH_ISSUER) as `Authorization: Bearer ...`;
+    operator flags only on a loopback address.
     Every --tenant must exist (and be active) in the database opened: else exit 1 at start.
     --data-dir / --database-url (global options) may also follow `serve`, e.g. in an MCP client's args.
     """
@@ -106,10 +107,10 @@ async def _serve(s: Settings, principal: Principal | None, transport: Transport,
         if bearer and db.admin_pool is not None:  # api_keys: the admin's (skipped with only the app URL)
             async with db.admin_scope() as conn:
                 active = await queries.count_active_api_keys(conn)
-            if not active and not _is_loopback(host):
-                raise NotPermitted(f"refusing to listen on {host} without API keys: create one with "
-                                   "`support-mcp keys create` first")
-            if not active:
+            if not active and not _is_loopback(host) and not s.oauth_issuer:
+                raise NotPermitted(f"refusing to listen on {host} without API keys or OAuth: create a key with "
+                                   "`support-mcp keys create` or set SUPPORT_MCP_OAUTH_ISSUER first")
+            if not active and not s.oauth_issuer:
                 log.warning("no_api_keys", hint="every request will get 401 until `support-mcp keys create`")
         server = build_server(s, principal, db=db, bearer=bearer, read_only=read_only,
                               issuer_url=f"http://{host}:{port}")
@@ -119,7 +120,8 @@ async def _serve(s: Settings, principal: Principal | None, transport: Transport,
         gc.freeze()
         if principal is None and not bearer:  # stdio with SUPPORT_MCP_API_KEY: check it now, fail fast
             await KeyVerifier(db).principal(s.api_key.get_secret_value() if s.api_key else "")
-        who = principal.name if principal else ("bearer API keys" if bearer else "SUPPORT_MCP_API_KEY")
+        who = principal.name if principal else ("bearer API keys" + (f" + OAuth ({s.oauth_issuer})" if s.oauth_issuer
+                                                                     else "") if bearer else "SUPPORT_MCP_API_KEY")
         if transport is Transport.stdio:
             log.info("serving", transport="stdio", principal=who, read_only=read_only)
             await server.run_stdio_async()
