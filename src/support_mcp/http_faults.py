@@ -56,10 +56,18 @@ def with_unavailable_as_503(app: Starlette) -> Starlette:
 
 
 class SupportServer(MCPServer):
-    """MCPServer whose HTTP apps answer a backend outage with 503 + Retry-After, never a bare 500."""
+    """MCPServer whose HTTP apps answer a backend outage with 503 + Retry-After, never a bare 500.
+    `http_middleware`: more ASGI middleware (class, kwargs) for every HTTP app, inside the 503 one."""
+
+    http_middleware: tuple[tuple[type, dict[str, Any]], ...] = ()
+
+    def _wrap(self, app: Starlette) -> Starlette:
+        for cls, kwargs in self.http_middleware:
+            app.add_middleware(cls, **kwargs)
+        return with_unavailable_as_503(app)
 
     def streamable_http_app(self, **kwargs: Any) -> Starlette:
-        return with_unavailable_as_503(super().streamable_http_app(**kwargs))
+        return self._wrap(super().streamable_http_app(**kwargs))
 
     def sse_app(self, **kwargs: Any) -> Starlette:
-        return with_unavailable_as_503(super().sse_app(**kwargs))
+        return self._wrap(super().sse_app(**kwargs))
