@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from support_mcp.metrics import _webhook_outcome
 from support_mcp.server import build_server
@@ -111,6 +112,21 @@ async def test_metrics_off_by_default(settings) -> None:
     app = server.streamable_http_app()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         assert (await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 404
+
+
+async def test_each_server_has_its_own_registry(settings) -> None:
+    # many servers in one process (tests, embedding): no clash in a global registry, no shared counts
+    on = settings.model_copy(update={"metrics": True, "metrics_token": SecretStr(TOKEN)})
+    apps = [build_server(on, bearer=True).streamable_http_app() for _ in range(2)]
+    bodies = []
+    for app in apps:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            assert (await http.get("/metrics")).status_code == 401
+            r = await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == 200
+            bodies.append(r.text)
+    # the first server counted its own unauthorized scrape; the second counts only its own
+    assert all(value(b, "support_mcp_auth_failures_total", reason="missing_token") == 1 for b in bodies)
 
 
 def test_webhook_outcomes() -> None:
