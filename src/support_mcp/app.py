@@ -22,6 +22,7 @@ from .kb.service import KnowledgeBase
 from .payments.gateway import StripeGateway
 from .keys import KeyVerifier
 from .oauth.verifier import principal_of
+from .metrics import Metrics
 from .ratelimit import build_limiter
 from .settings import Settings
 
@@ -44,6 +45,7 @@ class App:
     webhooks: Any = None  # payments.webhooks.WebhookReceiver, set by build_server
     oauth: Any = None  # oauth.verifier.OAuthVerifier when SUPPORT_MCP_OAUTH_ISSUER is set, set by build_server
     kb: KnowledgeBase | None = None  # built from settings unless given (tests share one)
+    metrics: Metrics | None = field(init=False, default=None)  # SUPPORT_MCP_METRICS=on
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -66,6 +68,8 @@ class App:
 
             self.audit.periodic.append((s.audit_prune_interval_seconds, prune_audit))
         self._limiter = build_limiter(self.settings, self.db)  # shared across processes (db or Redis)
+        if s.metrics:
+            self.metrics = Metrics(self)
 
     async def resolve_principal(self) -> Principal:
         """Who is calling: the operator flags, the stdio API key, or the HTTP bearer key."""

@@ -115,6 +115,8 @@ class Guard:
         outcome: str | None = None
         try:
             if refusal is not None:
+                if self.app.metrics is not None:
+                    self.app.metrics.auth_failure("invalid_token")
                 raise refusal
             assert principal is not None
             await self.app.check_rate(principal)
@@ -145,6 +147,9 @@ class Guard:
                                 or (isinstance(result, dict) and result.get("isError")))
                 outcome = info.get("outcome") or ("ok" if not is_error else
                                                   ("unknown_tool" if is_tool and name not in TOOL_POLICY else "error"))
+            if self.app.metrics is not None:
+                self.app.metrics.call(name, outcome, time.perf_counter() - started,
+                                      tenant if info.get("tenant_id") is not None else None)
             self.app.audit.record(AuditRecord(
                 tool=name, principal=principal.name if principal else "unauthenticated", outcome=outcome,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3), arguments=arguments,
@@ -185,6 +190,8 @@ class Guard:
         if self.app.read_only and kind in ("write", "destructive"):
             raise NotPermitted(f"{name} is disabled: this server runs in read-only mode")
         if scope is not None and scope not in principal.scopes:
+            if self.app.metrics is not None:
+                self.app.metrics.auth_failure("insufficient_scope")
             what = name if kind != "read" or name in TOOL_POLICY else "reading resources and prompts"
             raise NotPermitted(f"{what} needs the '{scope}' scope, which this client's key does not have")
     def _validate(self, name: str, arguments: Any) -> None:

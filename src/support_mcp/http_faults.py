@@ -58,17 +58,22 @@ def with_unavailable_as_503(app: Starlette) -> Starlette:
 
 class SupportServer(MCPServer):
     """MCPServer whose HTTP apps answer a backend outage with 503 + Retry-After, never a bare 500.
-    `app_hooks` run on every HTTP app built (the OAuth resource server's routes, see oauth.http)."""
+    `app_hooks` run on every HTTP app built (the OAuth resource server's routes, see oauth.http);
+    `http_middleware`: more ASGI middleware (class, kwargs) for every HTTP app, inside the 503 one
+    (the metrics' auth-failure counter)."""
 
     app_hooks: tuple[Callable[[Starlette], None], ...] = ()
+    http_middleware: tuple[tuple[type, dict[str, Any]], ...] = ()
 
-    def streamable_http_app(self, **kwargs: Any) -> Starlette:
-        return with_unavailable_as_503(self._hooked(super().streamable_http_app(**kwargs)))
-
-    def sse_app(self, **kwargs: Any) -> Starlette:
-        return with_unavailable_as_503(self._hooked(super().sse_app(**kwargs)))
-
-    def _hooked(self, app: Starlette) -> Starlette:
+    def _wrap(self, app: Starlette) -> Starlette:
         for hook in self.app_hooks:
             hook(app)
-        return app
+        for cls, kwargs in self.http_middleware:
+            app.add_middleware(cls, **kwargs)
+        return with_unavailable_as_503(app)
+
+    def streamable_http_app(self, **kwargs: Any) -> Starlette:
+        return self._wrap(super().streamable_http_app(**kwargs))
+
+    def sse_app(self, **kwargs: Any) -> Starlette:
+        return self._wrap(super().sse_app(**kwargs))

@@ -19,6 +19,7 @@ from .guard import Guard
 from .http_faults import SupportServer
 from .kb.limits import bound_ingest_schema
 from .kb.service import KnowledgeBase
+from .metrics import CountAuthFailures, Metrics
 from .payments.webhooks import WebhookReceiver
 from .keys import KeyVerifier
 from .oauth import http as oauth_http
@@ -105,6 +106,23 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
 
     @server.custom_route("/webhooks/stripe/{slug}", methods=["POST"], include_in_schema=False)
     async def stripe_webhook(request: Request) -> Response:
-        return await receiver(request)
+        response = await receiver(request)
+        return app.metrics.webhook(response) if app.metrics is not None else response
+
+    if app.metrics is not None:
+        _serve_metrics(server, app.metrics)
 
     return server
+
+
+def _serve_metrics(server: SupportServer, metrics: Metrics) -> None:
+    """GET /metrics (SUPPORT_MCP_METRICS=on), and the names a request label may take."""
+    def names() -> list[str]:
+        tools = [t.name for t in server._tool_manager.list_tools()]  # noqa: SLF001
+        templates = [f"resource:{t.name}" for t in server._resource_manager.list_templates()]  # noqa: SLF001
+        prompts = [f"prompt:{p.name}" for p in server._prompt_manager.list_prompts()]  # noqa: SLF001
+        return [*tools, *templates, *prompts, "resource:unknown", "resources/templates/list"]
+
+    metrics.names = names
+    server.http_middleware = ((CountAuthFailures, {"metrics": metrics}),)
+    server.custom_route("/metrics", methods=["GET"], include_in_schema=False)(metrics.endpoint)

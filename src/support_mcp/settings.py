@@ -266,6 +266,20 @@ class Settings(BaseSettings):
                                         "endpoint (HTTP Basic).")
     oauth_client_secret: SecretStr | None = Field(default=None, description="Its client secret.")
 
+    # --- metrics (issue 11) ------------------------------------------------------------------
+    metrics: bool = Field(
+        default=False, description="on: GET /metrics on the HTTP server (Prometheus text format) for the holder of "
+        "SUPPORT_MCP_METRICS_TOKEN or an API key granted every tenant.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="A bearer token for scraping /metrics (give it to Prometheus as "
+        "`authorization: {credentials: ...}`); unset: only an all-tenant API key may scrape.",
+    )
+    metrics_tenant_label: bool = Field(
+        default=False, description="on: support_mcp_tool_calls_total also carries a `tenant` label (the slug of "
+        "the tenant a call was let into; empty otherwise). Anyone who may scrape sees every tenant's slug.",
+    )
+
     @model_validator(mode="after")
     def _check_oauth(self) -> Settings:
         bad = [a for a in self.oauth_algorithms if a.lower() == "none" or a.upper().startswith("HS")]
