@@ -41,6 +41,11 @@ async def test_bearer_keys_over_http(server_env, make_tenant, make_key, tmp_path
                 assert "API key" in r.json()["error_description"] and "resource_metadata" not in r.headers[
                     "www-authenticate"]
                 assert ('error="invalid_token"' in r.headers["www-authenticate"]) == bool(headers)
+            # an OAuth client (the MCP Inspector) that falls back to this origin's default registration
+            # endpoint learns what to send instead of a bare 404 ("Dynamic Client Registration rejected")
+            r = await http.post(f"http://127.0.0.1:{port}/register", json={"redirect_uris": ["http://x/cb"]})
+            assert r.status_code == 400 and r.json()["error"] == "invalid_client_metadata"
+            assert "API keys, not OAuth" in r.json()["error_description"]
             # a session belongs to the key that opened it
             r = await http.post(url, json=INIT, headers={**JSON_SSE, "Authorization": f"Bearer {writer}"})
             assert r.status_code == 200

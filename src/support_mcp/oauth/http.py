@@ -32,6 +32,8 @@ from ..settings import Settings
 from .verifier import principal_of
 
 PRM_ROOT = "/.well-known/oauth-protected-resource"
+NO_OAUTH = ("this server takes API keys, not OAuth: send 'Authorization: Bearer smk_...' "
+            "(an operator creates one with `support-mcp keys create`)")
 MAX_INSPECTED_BODY = 4 * 1024 * 1024  # larger bodies go on unchecked here (the guard still checks)
 
 
@@ -60,6 +62,14 @@ def install(app: Starlette, settings: Settings) -> None:
         paths = dict.fromkeys([PRM_ROOT, urlsplit(metadata_url(settings)).path])
         app.router.routes[:0] = [Route(p, endpoint=cors_middleware(prm, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
                                  for p in paths]
+    else:
+        # API keys only. An OAuth client that gets our 401 and finds no metadata falls back to this
+        # origin's default registration endpoint (MCP 2025-03-26 compatibility; the MCP Inspector
+        # does): answer it with an RFC 7591 error that says what to send, not a bare 404.
+        async def register(_request: Request) -> Response:
+            return JSONResponse({"error": "invalid_client_metadata", "error_description": NO_OAUTH}, status_code=400)
+
+        app.router.routes[:0] = [Route("/register", endpoint=register, methods=["POST"])]
     for route in app.router.routes:
         if isinstance(route, Route) and route.path == "/mcp":
             inner = StepUp(route.app, settings, TOOL_POLICY, READ_SCOPE) if settings.oauth_resource else route.app
