@@ -7,7 +7,7 @@ Markdown on stdout, JSON to --out.
 
 from __future__ import annotations
 
-import argparse, asyncio, atexit, os, shutil, sys, tempfile, time  # noqa: E401
+import argparse, os, sys, time  # noqa: E401
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
-from common import interleaved_cpu, log, machine, md_table, scratch_settings, write_json  # noqa: E402, I001
+from common import bench_main, bench_parser, interleaved_cpu, log, machine, md_table, scratch_settings  # noqa: E402, I001
 from support_mcp import keys, tenancy  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.keys import KeyVerifier  # noqa: E402
-from support_mcp.logging import configure_logging  # noqa: E402
 from support_mcp.oauth.verifier import OAuthVerifier, principal_of  # noqa: E402
 from support_mcp.server import BearerKeys  # noqa: E402
 
@@ -104,24 +103,11 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smoke run (seconds)")
-    ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
+    ap = bench_parser(__doc__, "auth_tokens")
     ap.add_argument("--calls", type=int, default=20_000, help="measured calls per mode")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
-    ap.add_argument("--out", type=Path, help="JSON path (default bench/results/auth_tokens[_quick].json)")
     a = ap.parse_args()
-    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's lock dir
-        run_dir = tempfile.mkdtemp(prefix="sm_authtok_run_")
-        os.environ["XDG_RUNTIME_DIR"] = run_dir
-        atexit.register(shutil.rmtree, run_dir, True)
-    configure_logging("WARNING", "console")
-    res = asyncio.run(run(a))
-    text, res["targets"] = render(res)
-    print(text)
-    out = a.out or Path(__file__).resolve().parent / "results" / (
-        "auth_tokens_quick.json" if a.quick else "auth_tokens.json")
-    log(f"wrote {write_json(out, res)}")
+    bench_main("auth_tokens", a, run, render)
 
 
 if __name__ == "__main__":

@@ -317,3 +317,36 @@ async def scratch_settings(database_url: str | None, prefix: str = "sm_bench",
         # in the background: unlinking 10,000 schemas' files took up to 10 min under load
         subprocess.Popen(["rm", "-rf", str(tmp)], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_parser(doc: str | None, name: str) -> Any:
+    """The flags every bench shares: --quick, --database-url, --out (more are added by the caller)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(doc or name).splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run")
+    ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
+    ap.add_argument("--out", type=Path, help=f"JSON path (default bench/results/{name}[_quick].json)")
+    return ap
+
+
+def bench_main(name: str, args: Any, run: Callable[[Any], Awaitable[dict[str, Any]]],
+               render: Callable[[dict[str, Any]], tuple[str, Any]]) -> None:
+    """Run a bench: pgserver's lock dir (shared with server subprocesses, removed at exit), WARNING
+    logs, `run(args)`, the rendered markdown on stdout, JSON with the targets to --out."""
+    import atexit
+    import shutil
+
+    from support_mcp.logging import configure_logging
+
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        run_dir = tempfile.mkdtemp(prefix=f"sm_{name}_run_")
+        os.environ["XDG_RUNTIME_DIR"] = run_dir
+        atexit.register(shutil.rmtree, run_dir, True)
+    configure_logging("WARNING", "console")
+    res = asyncio.run(run(args))
+    text, res["targets"] = render(res)
+    print(text)
+    out = args.out or Path(__file__).resolve().parent / "results" / (
+        f"{name}_quick.json" if args.quick else f"{name}.json")
+    log(f"wrote {write_json(out, res)}")

@@ -6,8 +6,8 @@ All processes log at WARNING (the INFO tool_call line per call is left out of ev
 
 from __future__ import annotations
 
-import argparse, asyncio, atexit, contextlib, json, math, os, random, shutil, socket, sys  # noqa: E401
-import tempfile, time, uuid  # noqa: E401
+import argparse, asyncio, contextlib, json, math, os, random, socket, sys  # noqa: E401
+import time, uuid  # noqa: E401
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,12 @@ from mcp.server.auth.provider import AccessToken
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
-from common import (bounded_map, interleaved_cpu, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
-                    scratch_settings, summarize, write_json)
+from common import (bench_main, bench_parser, bounded_map, interleaved_cpu, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
+                    scratch_settings, summarize)
 from support_mcp import keys, migrations, tenancy  # noqa: E402
 from support_mcp.access import Principal  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.desk import tickets  # noqa: E402
-from support_mcp.logging import configure_logging  # noqa: E402
 from support_mcp.server import build_server  # noqa: E402
 
 CONC = 16
@@ -346,28 +345,15 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smoke run (< 1 min)")
-    ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
+    ap = bench_parser(__doc__, "mcp_calls")
     ap.add_argument("--calls", type=int, default=2000, help="measured calls per latency cell")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds for latency")
     ap.add_argument("--tenants", type=int, default=1000, help="tenants for the throughput phase")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per throughput mode")
-    ap.add_argument("--out", type=Path, help="JSON path (default bench/results/mcp_calls[_quick].json)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     random.seed(a.seed)
-    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's lock dir, shared with the server
-        run_dir = tempfile.mkdtemp(prefix="sm_mcpcalls_run_")  # subprocesses; removed after
-        os.environ["XDG_RUNTIME_DIR"] = run_dir  # pgserver's own atexit (registered later)
-        atexit.register(shutil.rmtree, run_dir, True)
-    configure_logging("WARNING", "console")
-    res = asyncio.run(run(a))
-    text, res["targets"] = render(res)
-    print(text)
-    out = a.out or Path(__file__).resolve().parent / "results" / (
-        "mcp_calls_quick.json" if a.quick else "mcp_calls.json")
-    log(f"wrote {write_json(out, res)}")
+    bench_main("mcp_calls", a, run, render)
 
 
 if __name__ == "__main__":

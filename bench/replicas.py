@@ -8,7 +8,7 @@ the clients to each (a load balancer with connection affinity). Modes are interl
 
 from __future__ import annotations
 
-import argparse, asyncio, atexit, contextlib, os, random, shutil, sys, tempfile  # noqa: E401
+import argparse, asyncio, contextlib, os, random, sys  # noqa: E401
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,9 @@ import psutil
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
-from common import log, machine, md_table, ratio, scratch_settings, summarize, write_json  # noqa: E402, I001
+from common import bench_main, bench_parser, log, machine, md_table, ratio, scratch_settings, summarize  # noqa: E402, I001
 from mcp_calls import CONC, call, create_args, release_pg_handles, run_for, seed, server_env, start_http  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
-from support_mcp.logging import configure_logging  # noqa: E402
 
 MODES = ("one", "two")
 TOKEN = "bench-metrics-token-" + "x" * 24
@@ -159,25 +158,13 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smoke run (< 1 min)")
-    ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
+    ap = bench_parser(__doc__, "replicas")
     ap.add_argument("--tenants", type=int, default=1000, help="tenants for the throughput phase")
     ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds per mode")
-    ap.add_argument("--out", type=Path, help="JSON path (default bench/results/replicas[_quick].json)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     random.seed(a.seed)
-    if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's lock dir, shared with the servers
-        run_dir = tempfile.mkdtemp(prefix="sm_replicas_run_")
-        os.environ["XDG_RUNTIME_DIR"] = run_dir
-        atexit.register(shutil.rmtree, run_dir, True)
-    configure_logging("WARNING", "console")
-    res = asyncio.run(run(a))
-    text, res["targets"] = render(res)
-    print(text)
-    out = a.out or _HERE / "results" / ("replicas_quick.json" if a.quick else "replicas.json")
-    log(f"wrote {write_json(out, res)}")
+    bench_main("replicas", a, run, render)
 
 
 if __name__ == "__main__":
