@@ -1,0 +1,1 @@
+"""Evaluation episodes: ephemeral seeded tenants, their fixtures and their state export."""

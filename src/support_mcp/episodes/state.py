@@ -1,0 +1,41 @@
+"""The state export of one tenant: canonical JSON of everything an agent could change, and its hash.
+
+Read through THE scoping point (`Database.tenant_scope`) in one statement (one snapshot). Objects
+are keyed by natural keys (ticket number, customer email, document source URI, message order),
+never by uuid or timestamp, so two tenants that received the same tool calls export the same
+state. Format: README "Episode state (for evaluation runs)".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..db import Database, queries
+
+STATE_VERSION = 1  # bump when the exported shape changes (hashes of different versions never match)
+
+
+async def export_state(db: Database, slug: str) -> dict[str, Any]:
+    """The tenant's state as plain JSON values (see the module docstring)."""
+    async with db.tenant_scope(slug, allow_suspended=True) as scope:
+        row = await queries.export_state(scope.conn)
+    return {
+        "version": STATE_VERSION,
+        "customers": row["customers"],
+        "tickets": row["tickets"],
+        # Refunds have no natural order of their own: a canonical one (by content)
+        "refunds": sorted(row["refunds"], key=canonical_json),
+        "documents": row["documents"],
+    }
+
+
+def canonical_json(state: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text as is: the same state always gives the same string."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def state_hash(state: Any) -> str:
+    """SHA-256 hex of the canonical JSON (UTF-8)."""
+    return hashlib.sha256(canonical_json(state).encode("utf-8")).hexdigest()
