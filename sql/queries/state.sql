@@ -1,6 +1,7 @@
 -- The state export of the scoped tenant (unqualified names): everything an agent can change,
 -- keyed by natural keys (ticket number, customer email, source URI), never by uuid or time.
--- One statement, so the export is one snapshot even under concurrent writes.
+-- One statement, so the export is one snapshot even under concurrent writes. Stripe object ids
+-- are the sandbox's and exported as they are (deterministic episodes seed them).
 
 -- name: export-state()^
 -- Messages in thread order: by time, and within one transaction (same now()) by content, so
@@ -28,7 +29,7 @@ SELECT
             ORDER BY t.number), '[]')
    FROM tickets t JOIN customers c ON c.id = t.customer_id) AS tickets,
   (SELECT coalesce(jsonb_agg(jsonb_build_object(
-              'charge_id', f.charge_id, 'amount', f.amount, 'currency', f.currency,
+              'refund_id', f.refund_id, 'charge_id', f.charge_id, 'amount', f.amount, 'currency', f.currency,
               'reason', f.reason, 'ticket', t.number)
             ORDER BY f.charge_id COLLATE "C", f.amount, t.number, f.reason COLLATE "C"), '[]')
    FROM stripe_refunds f LEFT JOIN tickets t ON t.id = f.ticket_id) AS refunds,

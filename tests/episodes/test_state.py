@@ -124,3 +124,23 @@ async def test_empty_tenant_exports_empty_lists(make_tenant, db) -> None:
     a = await make_tenant("em")
     assert await export_state(db, a) == {"version": 1, "customers": [], "tickets": [], "refunds": [],
                                           "documents": []}
+
+
+async def test_refunds_and_stripe_refs_are_in_the_state(connect, stripe_tenant, db) -> None:
+    t = await stripe_tenant()
+    ch = t.acct.charge(amount=3000)
+    async with connect([t.slug], confirm_fallback=True) as c:
+        ticket = await c.ok("create_ticket", tenant=t.slug, subject="Refund", description=f"please refund {ch['id']}",
+                            customer_email="r@example.com")
+        before = state_hash(await export_state(db, t.slug))
+        args = dict(tenant=t.slug, charge=ch["id"], amount=1000, reason="duplicate", confirm=ch["id"],
+                    ticket=str(ticket["number"]))
+        first = await c.ok("create_refund", **args)
+        state = await export_state(db, t.slug)
+        await c.ok("create_refund", **args)  # an idempotent replay changes nothing
+        assert state_hash(await export_state(db, t.slug)) == state_hash(state) != before
+    assert state["refunds"] == [{"refund_id": first["refund_id"], "charge_id": ch["id"], "amount": 1000, "currency": first["currency"],
+                                 "reason": "duplicate", "ticket": ticket["number"]}]
+    assert state["tickets"][0]["stripe_refs"] == sorted([ch["id"], first["refund_id"]])
+    # nothing a key or the clock chose: who asked and the idempotency key stay out
+    assert "support-mcp-refund-" not in canonical_json(state) and "requested_by" not in state["refunds"][0]
