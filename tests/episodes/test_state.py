@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
+from support_mcp.errors import SupportError
 from support_mcp.episodes.state import canonical_json, export_state, state_hash
 
 
@@ -144,3 +147,10 @@ async def test_refunds_and_stripe_refs_are_in_the_state(connect, stripe_tenant, 
     assert state["tickets"][0]["stripe_refs"] == sorted([ch["id"], first["refund_id"]])
     # nothing a key or the clock chose: who asked and the idempotency key stay out
     assert "support-mcp-refund-" not in canonical_json(state) and "requested_by" not in state["refunds"][0]
+
+
+async def test_unknown_or_bad_tenant_is_a_clear_error(db) -> None:
+    for slug in ("nosuch_tenant_xyz", "Bad Slug!"):
+        with pytest.raises(SupportError) as err:
+            await export_state(db, slug)
+        assert "\n" not in str(err.value) and "SELECT" not in str(err.value)
