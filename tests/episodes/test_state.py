@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from support_mcp.errors import SupportError
 from support_mcp.episodes.state import canonical_json, export_state, state_hash
+from support_mcp.errors import SupportError
 
 
 async def _script(c, slug: str) -> dict:  # noqa: ANN001 - Caller
@@ -24,7 +24,7 @@ async def _script(c, slug: str) -> dict:  # noqa: ANN001 - Caller
                internal=True)
     await c.ok("update_ticket", tenant=slug, ticket=str(t["number"]), status="pending", assignee="sam",
                add_tags=["refund"])
-    # a customer reply reopens it: two messages (the reply and a system note) in one transaction
+    # a customer reply reopens it (after the status change's system note)
     await c.ok("add_message", tenant=slug, ticket=t["id"], content="Still waiting", author_role="customer")
     return t
 
@@ -154,3 +154,22 @@ async def test_unknown_or_bad_tenant_is_a_clear_error(db) -> None:
         with pytest.raises(SupportError) as err:
             await export_state(db, slug)
         assert "\n" not in str(err.value) and "SELECT" not in str(err.value)
+
+
+async def test_messages_written_in_one_transaction_have_a_canonical_order(connect, make_tenant, db) -> None:
+    """Same now(), random uuids: the thread order falls back to content, never to the uuid."""
+    from support_mcp.db import queries
+
+    a, b = await make_tenant("oa"), await make_tenant("ob")
+    async with connect([a, b]) as c:
+        for slug in (a, b):
+            await c.ok("create_ticket", tenant=slug, subject="s", description="d", customer_email="o@example.com")
+    for slug, order in ((a, ("zeta", "alpha")), (b, ("alpha", "zeta"))):
+        async with db.tenant_scope(slug) as s:
+            ticket = await queries.lock_ticket(s.conn, id=None, number=1001)
+            for content in order:
+                await queries.insert_message(s.conn, ticket_id=ticket["id"], author_role="system", internal=True,
+                                             content=content)
+    sa, sb = await export_state(db, a), await export_state(db, b)
+    assert [m["content"] for m in sa["tickets"][0]["messages"]] == ["alpha", "zeta"]
+    assert state_hash(sa) == state_hash(sb)
