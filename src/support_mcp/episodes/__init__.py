@@ -1,0 +1,1 @@
+"""Evaluation runs: fixtures (a tenant's known starting state) and, later, episodes."""
