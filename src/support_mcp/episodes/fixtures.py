@@ -233,21 +233,25 @@ async def apply_fixture(db: Database, kb: KnowledgeBase, slug: str, fixture: Fix
     async with db.tenant_scope(slug) as s:
         for c in fixture.customers:
             await customers.create(s.conn, c.name, email=c.email, phone=c.phone)
-        for t in fixture.tickets:
+        for i, t in enumerate(fixture.tickets):
+            ids = []
             ticket = await tickets.create(s.conn, subject=t.subject, description=t.description,
                                           customer_email=t.customer_email, customer_id=None, customer_name=None,
                                           priority=t.priority, tags=t.tags)
             for m in t.messages:  # before the status: a closed ticket takes no messages
                 if m.author_role == "system":  # the server's own notes are written like the server does
-                    await queries.insert_message(s.conn, ticket_id=ticket.id, author_role="system",
-                                                 internal=m.internal, content=m.content)
+                    row = await queries.insert_message(s.conn, ticket_id=ticket.id, author_role="system",
+                                                       internal=m.internal, content=m.content)
+                    ids.append(row["id"])
                 else:
-                    await tickets.add_message(s.conn, str(ticket.id), content=m.content, author_role=m.author_role,
-                                              internal=m.internal)
+                    added = await tickets.add_message(s.conn, str(ticket.id), content=m.content,
+                                                      author_role=m.author_role, internal=m.internal)
+                    ids.append(added.message.id)
                 messages += 1
             if t.status != "open" or t.assignee:
                 await tickets.update(s.conn, str(ticket.id), status=t.status if t.status != "open" else None,
                                      assignee=t.assignee)
+            await queries.order_fixture_ticket(s.conn, ticket_id=ticket.id, back_ms=len(fixture.tickets) - i, ids=ids)
     if fixture.tenant.name is not None or fixture.tenant.policies is not None:
         await tenancy.set_profile(db, slug, name=fixture.tenant.name, policies=fixture.tenant.policies)
     if fixture.documents:
