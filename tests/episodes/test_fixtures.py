@@ -141,6 +141,11 @@ def test_many_problems_are_counted_not_all_listed() -> None:
     ("f.json", "[1, 2]", "fixture invalid: the top level must be an object"),
     ("f.yml", "", "fixture invalid: the top level must be an object"),
     ("f.txt", "{}", "fixture f.txt: unknown format; use a .json, .yaml or .yml file"),
+    ("f.json", "[" * 100_000 + "]" * 100_000, "fixture f.json: nested too deeply"),
+    ("f.yaml", "a: &a [1, 2]\nb: &b [*a, *a]\nstripe: {c: [*b, *b]}\n",
+     "fixture f.yaml: not valid YAML (line 2 column 8: aliases (*name) are not allowed in a fixture)"),
+    ("f.json", '{"customers": [{"name": "x", "email": "a@b.c", "a\\nb": 1}]}',
+     "fixture invalid: customers[0]['a\\nb']: unknown field"),
     ("f.json", b"\xff\xfe{}", "fixture f.json: not UTF-8 text"),
 ])
 def test_unreadable_files(name, content, expected, tmp_path) -> None:  # noqa: ANN001

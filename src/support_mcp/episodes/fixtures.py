@@ -9,6 +9,7 @@ functions the tools use; the `stripe` section is accepted (an object) but not lo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,6 +32,7 @@ log = get_logger(__name__)
 
 MAX_FIXTURE_BYTES = 10 * 1024 * 1024  # a fixture is seed data, not a dump: refuse anything bigger
 MAX_REPORTED = 20  # problems named in one message (the rest are counted)
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 STRIPE_RESERVED = "reserved for the per-episode Stripe sandbox (not loaded yet)"
 
 # the tools' limits (tools/tickets.py, tools/customers.py)
@@ -63,7 +65,7 @@ class TenantPart(_Strict):
 class CustomerPart(_Strict):
     name: Annotated[Short, Field(max_length=200)]
     email: str
-    phone: Annotated[str, Field(max_length=50)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
 
     _check_email = field_validator("email")(_email)
 
@@ -132,16 +134,29 @@ def _decode(raw: bytes, kind: str, name: str) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"fixture {name}: not UTF-8 text (byte {exc.start})") from None
-    if kind == "json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"fixture {name}: not valid JSON (line {exc.lineno} column {exc.colno}: "
-                               f"{exc.msg})") from None
+    try:
+        return json.loads(text) if kind == "json" else _yaml(text, name)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"fixture {name}: not valid JSON (line {exc.lineno} column {exc.colno}: "
+                           f"{exc.msg})") from None
+    except RecursionError:
+        raise InvalidInput(f"fixture {name}: nested too deeply") from None
+
+
+def _yaml(text: str, name: str) -> Any:
     import yaml  # PyYAML (installed with huggingface_hub, under fastembed)
 
+    class NoAliases(yaml.SafeLoader):
+        """Aliases (`*name`) refused: a few lines of them expand to billions of nodes to validate."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a fixture",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
@@ -171,7 +186,12 @@ def parse_fixture(data: Any) -> Fixture:
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _NAME_RE.fullmatch(str(part)):
+            out += f".{part}" if out else str(part)
+        else:  # an unknown key is the author's text: quoted, escaped (one line), cut
+            out += f"[{str(part)[:60]!r}]"
     return out or "(top level)"
 
 
