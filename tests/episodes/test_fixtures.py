@@ -14,7 +14,7 @@ import yaml
 from support_mcp import tenancy
 from support_mcp.desk import customers, tickets
 from support_mcp.episodes.fixtures import MAX_FIXTURE_BYTES, apply_fixture, load_fixture, parse_fixture
-from support_mcp.errors import Conflict, InvalidInput
+from support_mcp.errors import Conflict, InvalidInput, NotFound
 from support_mcp.kb.service import KnowledgeBase
 
 EXAMPLE = resources.files("support_mcp.episodes") / "examples" / "acme.json"
@@ -191,3 +191,16 @@ async def test_nothing_is_written_when_apply_fails(db, kb, make_tenant) -> None:
                                            r"is \d+ characters long; the limit is 100"):
         await apply_fixture(db, small, other, parse_fixture(example()))
     assert await _state(db, kb, other) == (0, 0, 0, "Before")
+
+
+async def test_set_profile(db, make_tenant) -> None:
+    slug = await make_tenant("fp", name="Old", policies="old rules")
+    await tenancy.set_profile(db, slug, policies="new rules")  # None keeps the name
+    assert (await tenancy.get_profile(db, slug))["name"] == "Old"
+    await tenancy.set_profile(db, slug, name="  New  ")
+    profile = await tenancy.get_profile(db, slug)
+    assert (profile["name"], profile["policies"]) == ("New", "new rules")
+    with pytest.raises(InvalidInput, match="tenant name is empty"):
+        await tenancy.set_profile(db, slug, name=" ")
+    with pytest.raises(NotFound, match="unknown tenant 'fp_missing'"):
+        await tenancy.set_profile(db, "fp_missing", name="X")
