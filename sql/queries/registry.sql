@@ -56,3 +56,7 @@ SELECT rag_index_namespace, allow_global_docs FROM public.tenants WHERE slug = :
 -- name: set-allow-global-docs(slug, allowed)$
 UPDATE public.tenants SET allow_global_docs = :allowed, updated_at = now()
 WHERE slug = :slug RETURNING slug;
+
+-- name: update-tenant-profile(slug, name, policies)$
+UPDATE public.tenants SET name = coalesce(:name, name), policies = coalesce(:policies, policies), updated_at = now()
+WHERE slug = :slug RETURNING slug;

@@ -175,3 +175,15 @@ async def get_profile(db: Database, slug: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"unknown tenant '{slug}'")
     return dict(row)
+
+
+async def set_profile(db: Database, slug: str, *, name: str | None = None, policies: str | None = None) -> None:
+    """Change the tenant's name and/or policies text (None keeps the current value); as the admin."""
+    validate_slug(slug)
+    if name is not None and not name.strip():
+        raise InvalidInput("tenant name is empty")
+    async with db.admin_scope() as conn:
+        if await queries.update_tenant_profile(conn, slug=slug, name=name.strip() if name else None,
+                                               policies=policies) is None:
+            raise NotFound(f"unknown tenant '{slug}'")
+    log.info("tenant_profile_changed", tenant=slug)
