@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import common, db_commands, demo, docs, doctor, evaluate, keys, reports, serve, stripe, tenants
+from . import common, db_commands, demo, docs, doctor, episodes, evaluate, keys, reports, serve, stripe, tenants
 
 # Options of the root command that may also follow the command (`support-mcp serve --data-dir D`),
 # as MCP clients' `args` lists usually put them.
@@ -54,6 +54,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(stripe.app, name="stripe")
 app.add_typer(docs.app, name="docs")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(episodes.app, name="episodes")
 reports.register(app)
 db_commands.register(app)
 app.command("demo")(demo.demo)
