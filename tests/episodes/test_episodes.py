@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from support_mcp import keys, tenancy
 from support_mcp.cli import app
 from support_mcp.episodes import service
+from support_mcp.episodes.fixtures import parse_fixture
 from support_mcp.errors import InvalidInput, NotFound, NotPermitted
 
 ACME = Path(service.__file__).parent / "examples" / "acme.json"
@@ -95,7 +96,14 @@ async def test_bad_fixture_or_ttl_leaves_nothing(db, kb, tmp_path: Path) -> None
         await service.create(db, kb, bad)
     with pytest.raises(InvalidInput):
         await service.create(db, kb, ACME, timedelta(0))
+    # valid as a fixture, refused while applying (after the tenant exists): nothing is left either
+    keys_before = len(await keys.list_keys(db))
+    big = parse_fixture({"customers": [{"name": "A", "email": "a@example.com"}],
+                         "documents": [{"title": "Huge", "text": "x" * (kb.settings.kb_max_document_chars + 1)}]})
+    with pytest.raises(InvalidInput, match=r"documents\[0\]\.text"):
+        await service.create(db, kb, big)
     assert {r.slug for r in await tenancy.list_tenants(db)} == before
+    assert len(await keys.list_keys(db)) == keys_before
 
 
 def _run(*args: str) -> tuple[int, str, str]:

@@ -67,7 +67,10 @@ async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
         async with db.admin_scope() as conn:
             await queries.set_episode_key(conn, id=episode_id, key_id=created.id)
     except BaseException:
-        await _remove(db, kb, slug, None)  # nothing half-made is left behind
+        try:
+            await _remove(db, kb, slug, None)  # nothing half-made is left behind
+        except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+            log.warning("episode_cleanup_failed", tenant=slug, error=exc.__class__.__name__)
         raise
     log.info("episode_created", episode=str(episode_id), tenant=slug)
     return {"episode": str(episode_id), "tenant": slug, "api_key": created.key,
