@@ -18,6 +18,7 @@ import re
 import time
 from typing import Any
 
+from ..audit_values import clean_text
 from ..errors import InvalidInput
 
 EVENT_ID_RE = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
@@ -98,6 +99,7 @@ def _bad_string(text: str) -> str | None:
 
 
 def printable(text: str, limit: int = 200) -> str:
-    """One storable, readable line of an untrusted string (NUL and surrogates escaped)."""
-    escaped = text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+    """One storable, readable line of an untrusted string (NUL and surrogates escaped as the audit
+    writer escapes them)."""
+    escaped = clean_text(text[:limit], 6 * limit)  # an escape is at most 6 characters: never cut here
     return escaped.replace("\r", "\\r").replace("\n", "\\n")[:limit]
