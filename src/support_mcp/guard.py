@@ -147,12 +147,12 @@ class Guard:
                                 or (isinstance(result, dict) and result.get("isError")))
                 outcome = info.get("outcome") or ("ok" if not is_error else
                                                   ("unknown_tool" if is_tool and name not in TOOL_POLICY else "error"))
+            elapsed = time.perf_counter() - started
             if self.app.metrics is not None:
-                self.app.metrics.call(name, outcome, time.perf_counter() - started,
-                                      tenant if info.get("tenant_id") is not None else None)
+                self.app.metrics.call(name, outcome, elapsed, tenant if info.get("tenant_id") is not None else None)
             self.app.audit.record(AuditRecord(
                 tool=name, principal=principal.name if principal else "unauthenticated", outcome=outcome,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3), arguments=arguments,
+                duration_ms=round(elapsed * 1000, 3), arguments=arguments,
                 tenant_slug=tenant if isinstance(tenant, str) and SLUG_RE.match(tenant) else None,
                 tenant_id=info.get("tenant_id"), key_id=principal.key_id if principal else None))
 

@@ -1,7 +1,7 @@
 """Tenants: naming, provisioning and registry operations.
 
 A tenant is a row in public.tenants, a schema `tenant_{slug}` and a NOLOGIN role owning it
-(granted to the app role, which can only SET ROLE into it). Provisioning runs as the admin.
+(granted to the app role, which can only switch into it through the scoping point). Provisioning runs as the admin.
 This module (with backup.py) is the only code that derives schema or role names, and it only
 quotes them as identifiers after `validate_slug`. Reading and writing tenant data goes
 through `Database.tenant_scope`.
@@ -94,7 +94,7 @@ async def create_tenant(
         await ensure_slug_free(conn, slug, schema, role)
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
         await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
-        await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(db.app_role)}")  # SET ROLE only: NOINHERIT
+        await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(db.app_role)}")  # membership without its privileges: the app role is NOINHERIT
         await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
         await queries.insert_tenant(
             conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
