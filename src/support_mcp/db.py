@@ -9,8 +9,6 @@ Nothing else in the code sets search_path or role.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +20,7 @@ import aiosql
 import asyncpg
 
 from . import dberrors, privileges
+from .dbconn import ResettingConnection, init_connection, release, transaction
 from .errors import InvalidInput, NotPermitted, SupportError, UpstreamUnavailable
 from .logging import get_logger
 from .settings import Settings
@@ -171,9 +170,9 @@ class Database:
             max_inactive_connection_lifetime=s.db_pool_max_idle_seconds,
             command_timeout=s.db_command_timeout,
             timeout=s.db_connect_timeout,
-            init=_init_connection,
+            init=init_connection,
             server_settings={"application_name": APPLICATION_NAME},
-            connection_class=_Connection,
+            connection_class=ResettingConnection,
         )
 
     async def close(self) -> None:
@@ -203,7 +202,7 @@ class Database:
         except Exception as exc:
             _reraise(exc)
         finally:
-            await _release(pool, conn)
+            await release(pool, conn)
 
     @asynccontextmanager
     async def admin_scope(self) -> AsyncIterator[asyncpg.Connection]:
@@ -221,7 +220,7 @@ class Database:
     @asynccontextmanager
     async def global_scope(self) -> AsyncIterator[asyncpg.Connection]:
         """A transaction on the app role for registry and `global` tables (schema-qualified SQL)."""
-        async with self.connection() as conn, _transaction(conn):
+        async with self.connection() as conn, transaction(conn):
             yield conn
 
     @asynccontextmanager
@@ -230,7 +229,7 @@ class Database:
         validate_slug(slug)
         async with self.connection() as conn:
             try:
-                async with _transaction(conn):
+                async with transaction(conn):
                     tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
                     yield Scope(conn, tenant_id, slug)
             except Exception as exc:
@@ -248,57 +247,6 @@ class Database:
         except Exception as exc:
             _reraise(exc, slug)
         return Scope(conn, tenant_id, slug)
-
-
-class _Connection(asyncpg.Connection):
-    """The pool's reset on release is RESET ALL, which leaves a session-level SET ROLE in place
-    (SQL run inside a tenant transaction could leave the connection as another role): drop it
-    too, in the same round trip."""
-
-    def get_reset_query(self) -> str:
-        return super().get_reset_query() + "\nRESET ROLE;"
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    # binary jsonb (version byte 1 + text) so COPY (the audit writer) can send it too
-    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
-                              encoder=lambda v: b"\x01" + json.dumps(v).encode(),
-                              decoder=lambda b: json.loads(b[1:]))
-
-
-async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
-    """Give a connection back. By now the caller's transaction has committed or rolled back, and
-    its outcome (or its own error) is what the caller must see: a failure to reset the connection
-    (the server went away right after COMMIT, asyncpg's "cannot switch to state ...") is logged and
-    the connection dropped, never raised."""
-    try:
-        await pool.release(conn)
-    except Exception as exc:  # noqa: BLE001 - see above
-        log.warning("db_release_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
-        with contextlib.suppress(Exception):
-            conn.terminate()  # asyncpg already terminates on a failed reset; make sure
-
-
-@asynccontextmanager
-async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """A transaction whose outcome the caller sees exactly: an error raised inside it is never
-    replaced by a failing ROLLBACK (a dead connection rolls back by itself), and a connection lost
-    during COMMIT says the outcome is unknown."""
-    tx = conn.transaction()
-    await tx.start()
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await tx.rollback()
-        raise
-    try:
-        await tx.commit()
-    except dberrors.CONNECTION_ERRORS as exc:
-        raise UpstreamUnavailable(
-            "the database connection was lost while committing: the change may or may not have been "
-            "saved; check before retrying") from exc
 
 
 def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:

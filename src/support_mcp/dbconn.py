@@ -1,0 +1,68 @@
+"""How a pooled connection lives: its codecs, its reset on release, and a transaction whose outcome
+the caller sees exactly (used by db.Database, the pools and the scoping point)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from . import dberrors
+from .errors import UpstreamUnavailable
+from .logging import get_logger
+
+log = get_logger("support_mcp.db")
+
+
+class ResettingConnection(asyncpg.Connection):
+    """The pool's reset on release is RESET ALL, which leaves a session-level SET ROLE in place
+    (SQL run inside a tenant transaction could leave the connection as another role): drop it
+    too, in the same round trip."""
+
+    def get_reset_query(self) -> str:
+        return super().get_reset_query() + "\nRESET ROLE;"
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # binary jsonb (version byte 1 + text) so COPY (the audit writer) can send it too
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                              encoder=lambda v: b"\x01" + json.dumps(v).encode(),
+                              decoder=lambda b: json.loads(b[1:]))
+
+
+async def release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Give a connection back. By now the caller's transaction has committed or rolled back, and
+    its outcome (or its own error) is what the caller must see: a failure to reset the connection
+    (the server went away right after COMMIT, asyncpg's "cannot switch to state ...") is logged and
+    the connection dropped, never raised."""
+    try:
+        await pool.release(conn)
+    except Exception as exc:  # noqa: BLE001 - see above
+        log.warning("db_release_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        with contextlib.suppress(Exception):
+            conn.terminate()  # asyncpg already terminates on a failed reset; make sure
+
+
+@asynccontextmanager
+async def transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction whose outcome the caller sees exactly: an error raised inside it is never
+    replaced by a failing ROLLBACK (a dead connection rolls back by itself), and a connection lost
+    during COMMIT says the outcome is unknown."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await tx.rollback()
+        raise
+    try:
+        await tx.commit()
+    except dberrors.CONNECTION_ERRORS as exc:
+        raise UpstreamUnavailable(
+            "the database connection was lost while committing: the change may or may not have been "
+            "saved; check before retrying") from exc
