@@ -14,6 +14,7 @@ _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py mus
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import log, machine, md_table, ratio, scratch_settings, summarize, write_json  # noqa: E402, I001
 from support_mcp.audit import AuditRecord, AuditWriter  # noqa: E402
+from support_mcp import migrations  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.logging import configure_logging  # noqa: E402
 
@@ -109,7 +110,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     res["record_us"] = {k: {m: v * 1e3 for m, v in s.items() if m in ("p50", "p99", "max")}
                         for k, s in (await record_cost(a.records)).items()}
     async with scratch_settings(a.database_url, prefix="sm_bench_audit") as st:
-        db = await Database(st).start()
+        db = await migrations.database(st).start()
         try:
             log("throughput")
             res["throughput"] = await throughput(db, a.rows, a.batch)

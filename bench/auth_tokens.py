@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import bench_main, bench_parser, interleaved_cpu, log, machine, md_table, scratch_settings  # noqa: E402, I001
-from support_mcp import keys, tenancy  # noqa: E402
-from support_mcp.db import Database  # noqa: E402
+from support_mcp import keys, migrations, tenancy  # noqa: E402
 from support_mcp.keys import KeyVerifier  # noqa: E402
 from support_mcp.oauth.verifier import OAuthVerifier, principal_of  # noqa: E402
 from support_mcp.server import BearerKeys  # noqa: E402
@@ -44,7 +43,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     cfg = {"quick": a.quick, "calls_per_mode": n, "rounds": rounds, "server": "url" if a.database_url else "embedded"}
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     async with scratch_settings(a.database_url, prefix="sm_authtok", oauth_issuer=ISSUER, public_url=PUBLIC) as st:
-        db = await Database(st).start()
+        db = await migrations.database(st).start()
         try:
             await tenancy.create_tenant(db, "bench_a", "Bench A")
             api_key = (await keys.create_key(db, "bench", tenants=["bench_a"], all_tenants=False,

@@ -261,7 +261,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     async with scratch_settings(a.database_url, prefix="sm_mcpcalls", db_pool_min_size=1,
                                 db_pool_max_size=CONC) as st:
-        db, raw, http = await Database(st).start(), None, None
+        db, raw, http = await migrations.database(st).start(), None, None
         try:
             async with db.connection() as c:
                 cfg["server_version"] = await c.fetchval("SHOW server_version")

@@ -20,7 +20,7 @@ _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py mus
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import bench_main, bench_parser, log, machine, md_table, ratio, scratch_settings, summarize  # noqa: E402, I001
 from mcp_calls import CONC, call, create_args, release_pg_handles, run_for, seed, server_env, start_http  # noqa: E402
-from support_mcp.db import Database  # noqa: E402
+from support_mcp import migrations  # noqa: E402
 
 MODES = ("one", "two")
 TOKEN = "bench-metrics-token-" + "x" * 24
@@ -101,7 +101,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     async with scratch_settings(a.database_url, prefix="sm_replicas", db_pool_min_size=1,
                                 db_pool_max_size=CONC) as st:
-        db, procs = await Database(st).start(), []
+        db, procs = await migrations.database(st).start(), []
         try:
             async with db.connection() as c:
                 cfg["server_version"] = await c.fetchval("SHOW server_version")

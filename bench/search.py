@@ -26,10 +26,11 @@ _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py mus
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import LoopLag, fmt, log, machine, md_table, scratch_settings, summarize, write_json  # noqa: E402
 
-from support_mcp import tenancy  # noqa: E402
+from support_mcp import migrations, tenancy  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.kb.chunking import embedding_text  # noqa: E402
 from support_mcp.kb.index import ChunkPoint, SparseVec  # noqa: E402
+from support_mcp.kb.ingest import NewDocument  # noqa: E402
 from support_mcp.kb.service import KnowledgeBase  # noqa: E402
 
 TOPICS = ["the Hub X2 losing Wi-Fi after a firmware update", "refunds for annual Plus plans",
@@ -135,7 +136,7 @@ async def ingest_vs_bare(kb: KnowledgeBase, db: Database, n_chunks: int, rounds:
 
         sampler = asyncio.create_task(sample())
         t0 = time.perf_counter()
-        await kb.ingest_many(slug, docs)
+        await kb.ingest_documents(slug, [NewDocument(t, x) for t, x in docs])
         ingest_rates.append(len(inputs) / (time.perf_counter() - t0))
         stop.set()
         await sampler
@@ -149,7 +150,7 @@ async def ingest_vs_bare(kb: KnowledgeBase, db: Database, n_chunks: int, rounds:
 
 async def run(args: argparse.Namespace) -> dict:
     async with scratch_settings(args.database_url, prefix="sm_search") as s:
-        db = await Database(s).start()
+        db = await migrations.database(s).start()
         kb = KnowledgeBase(s, db)
         out: dict = {"machine": machine(), "args": vars(args)}
         log("ingest throughput vs the bare model")

@@ -35,7 +35,7 @@ from starlette.requests import Request  # noqa: E402
 from common import (bounded_map, interleaved_cpu, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize, write_json)
 from mcp_calls import cpu_snapshot, server_env, shutdown, start_http  # noqa: E402
-from support_mcp import tenancy  # noqa: E402
+from support_mcp import migrations, tenancy  # noqa: E402
 from support_mcp.access import Principal  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.desk import customers, tickets  # noqa: E402
@@ -371,7 +371,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         async with scratch_settings(a.database_url, prefix="sm_stripe", db_pool_min_size=1, db_pool_max_size=CONC,
                                     stripe_api_key=KEY, stripe_api_base=dbl["base_url"],
                                     stripe_max_network_retries=0) as st:
-            db, raw = await Database(st).start(), None
+            db, raw = await migrations.database(st).start(), None
             try:
                 async with db.connection() as c:
                     cfg["server_version"] = await c.fetchval("SHOW server_version")

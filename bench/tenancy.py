@@ -145,7 +145,7 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
     s = db.settings.model_copy(update={
         "database_url": SecretStr(db.admin_dsn or ""), "db_pool_min_size": 1,
         "db_pool_max_size": db.settings.migrate_concurrency})
-    mdb = await Database(s).start()
+    mdb = await migrations.database(s).start()
 
     async def read() -> None:
         async with db.tenant_scope(random.choice(slugs)) as sc:
@@ -179,7 +179,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
            "template": [f"{m.version:04d}_{m.name}" for m in TEMPLATE]}
     res: dict[str, Any] = {"machine": machine(), "config": cfg}
     async with scratch_settings(a.database_url, db_pool_min_size=CONC, db_pool_max_size=CONC) as st:
-        db, raw = await Database(st).start(), None
+        db, raw = await migrations.database(st).start(), None
         try:
             await plain_schema(db, "bench_single", seed=True)  # the raw baseline's table set
             cfg["db_pool_max_queries"] = st.db_pool_max_queries

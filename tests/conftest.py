@@ -17,9 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from support_mcp import tenancy
+from support_mcp import migrations, tenancy
 from support_mcp.db import Database
-from support_mcp.embedded import stop_embedded
 from support_mcp.logging import configure_logging
 from support_mcp.settings import Settings
 
@@ -53,7 +52,10 @@ async def settings(stripe_double) -> AsyncIterator[Settings]:
     if not server_url:
         yield Settings(data_dir=data_dir, _env_file=None, database_url=None, stripe_api_base=stripe_double.base_url,
                        **STRIPE_SETTINGS)
-        stop_embedded(data_dir)
+        if (data_dir / "pg").exists():  # release this process's handle on the embedded server (it stops)
+            import pgserver
+
+            pgserver.get_server(data_dir / "pg").cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
         return
     name = f"sm_test_{secrets.token_hex(4)}"
@@ -79,7 +81,7 @@ async def settings(stripe_double) -> AsyncIterator[Settings]:
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = await Database(settings).start()
+    database = await migrations.database(settings).start()
     yield database
     await database.close()
 

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from support_mcp import tenancy
+from support_mcp import migrations, tenancy
 from support_mcp.audit import AuditRecord, AuditWriter
 from support_mcp.db import Database
 
@@ -245,7 +245,7 @@ def test_audit_prune_cli(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     who = f"cli-{secrets.token_hex(3)}"
 
     async def seed_and_count(seed: bool) -> list[str]:
-        async with Database(settings) as db:
+        async with migrations.database(settings) as db:
             if seed:
                 writer = AuditWriter(db)
                 writer.record(rec(who, tool="old", at=datetime.now(timezone.utc) - timedelta(days=100)))

@@ -24,8 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support_mcp import keys, tenancy
-from support_mcp.db import Database
+from support_mcp import keys, migrations, tenancy
 from support_mcp.settings import Settings
 from test_transports import free_port, http_server, tail
 
@@ -159,7 +158,7 @@ async def _until(predicate, what: str, load: Load, workers: list[asyncio.Task]) 
 
 async def test_outage_under_load_answers_cleanly_and_loses_no_acknowledged_write(cluster, tmp_path: Path) -> None:
     settings = Settings(_env_file=None, database_url=cluster.url, data_dir=tmp_path / "data")
-    async with Database(settings) as db:
+    async with migrations.database(settings) as db:
         tenant = "outage"
         await tenancy.create_tenant(db, tenant, "Outage Inc")
         cached = (await keys.create_key(db, "cached", tenants=[tenant], all_tenants=False,
@@ -201,7 +200,7 @@ async def test_outage_under_load_answers_cleanly_and_loses_no_acknowledged_write
         assert "\n" not in r.text and "Traceback" not in r.text
     assert probes[0].json() == {"error": "temporarily_unavailable", "error_description": UNAVAILABLE}
     assert after.status_code == 200  # the fresh key verifies again once the database is back
-    async with Database(settings) as db, db.tenant_scope(tenant) as s:
+    async with migrations.database(settings) as db, db.tenant_scope(tenant) as s:
         stored = {r["subject"] for r in await s.conn.fetch("SELECT subject FROM tickets")}
     assert load.acknowledged and load.acknowledged <= stored, sorted(load.acknowledged - stored)[:5]
     server_log = log.read_text(errors="replace")
@@ -218,7 +217,7 @@ async def test_outage_in_memory_every_request_kind_answers_one_line(cluster, tmp
     from support_mcp.server import build_server
 
     settings = Settings(_env_file=None, database_url=cluster.url, data_dir=tmp_path / "data", key_cache_seconds=0)
-    async with Database(settings) as db:
+    async with migrations.database(settings) as db:
         await tenancy.create_tenant(db, "down", "Down Inc")
         key = (await keys.create_key(db, "k", tenants=["down"], all_tenants=False, scopes=["read", "write"])).key
         server = build_server(settings.model_copy(update={"api_key": SecretStr(key)}), db=db)

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from support_mcp import keys, tenancy
+from support_mcp import keys, migrations, tenancy
 from support_mcp.db import Database
 from support_mcp.errors import NotPermitted
 from support_mcp.payments.gateway import StripeGateway
@@ -101,7 +101,7 @@ async def test_app_url_alone_and_with_admin_url(db: Database, make_tenant) -> No
     slug = await make_tenant("pu")
     s = db.settings
     # the app role's URL alone: no admin here, the scoping point works
-    app_only = await Database(s.model_copy(update={"database_url": SecretStr(db.dsn), "database_admin_url": None})).start()
+    app_only = await migrations.database(s.model_copy(update={"database_url": SecretStr(db.dsn), "database_admin_url": None})).start()
     try:
         assert app_only.admin_pool is None and app_only.app_role == db.app_role
         async with app_only.tenant_scope(slug) as sc:
@@ -112,7 +112,7 @@ async def test_app_url_alone_and_with_admin_url(db: Database, make_tenant) -> No
     finally:
         await app_only.close()
     # two URLs: the admin's for DDL, the app role's for requests
-    both = await Database(s.model_copy(update={"database_url": SecretStr(db.dsn),
+    both = await migrations.database(s.model_copy(update={"database_url": SecretStr(db.dsn),
                                                      "database_admin_url": SecretStr(db.admin_dsn)})).start()
     try:
         async with both.connection() as conn:
@@ -121,7 +121,7 @@ async def test_app_url_alone_and_with_admin_url(db: Database, make_tenant) -> No
         await both.close()
     # refuses to serve requests through the admin
     with pytest.raises(NotPermitted, match="superuser, can create roles"):
-        await Database(s.model_copy(update={"database_url": SecretStr(db.admin_dsn),
+        await migrations.database(s.model_copy(update={"database_url": SecretStr(db.admin_dsn),
                                                "database_admin_url": SecretStr(db.admin_dsn)})).start()
 
 
@@ -149,7 +149,7 @@ async def test_an_admin_that_is_no_superuser_runs_everything(db: Database) -> No
         await boot.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
         await boot.execute(f'CREATE DATABASE "{dbname}" OWNER "{owner}"')
         url = urlunsplit(urlsplit(privileges.as_user(db.admin_dsn, owner, None))._replace(path=f"/{dbname}"))
-        own = await Database(db.settings.model_copy(update={"database_url": SecretStr(url),
+        own = await migrations.database(db.settings.model_copy(update={"database_url": SecretStr(url),
                                                             "database_admin_url": None})).start()
         try:
             slug = f"own_{suffix}"

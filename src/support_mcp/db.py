@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -79,10 +79,15 @@ class Database:
     URLs: with SUPPORT_MCP_DATABASE_ADMIN_URL, that is the admin and SUPPORT_MCP_DATABASE_URL
     the app role. Otherwise the one URL (or the embedded server) is the admin if its user can
     create roles, and the request path connects as `db_app_role` on the same server (created
-    and granted at start); if it cannot, it is the app role's and no DDL runs here."""
+    and granted at start); if it cannot, it is the app role's and no DDL runs here.
 
-    def __init__(self, settings: Settings) -> None:
+    `prepare` runs as the admin once the admin pool is open, before the app pool opens: the
+    composition root passes `migrations.apply_global` (global migrations, then the app role and
+    its grants) through `migrations.database(settings)`; this module never imports migrations."""
+
+    def __init__(self, settings: Settings, *, prepare: Callable[[Database], Awaitable[object]] | None = None) -> None:
         self.settings = settings
+        self.prepare = prepare
         self.dsn: str | None = None  # the request path's (app role's) URL
         self.admin_dsn: str | None = None
         self.pool: asyncpg.Pool | None = None
@@ -91,9 +96,9 @@ class Database:
         self.app_password: str | None = None  # set on the app role at start (one URL only)
         self.dbtag = ""  # distinguishes role names of databases sharing one cluster
 
-    async def start(self, *, migrate_global: bool = True, app: bool = True) -> Database:
-        """Open the pools; as the admin, apply global migrations and the app role's grants.
-        app=False: the admin pool only (`support-mcp db grants --apply`)."""
+    async def start(self, *, app: bool = True) -> Database:
+        """Open the pools; as the admin, run `prepare` (the global migrations and the app role's
+        grants). app=False: the admin pool only (`support-mcp db grants --apply`)."""
         s = self.settings
         given = s.database_admin_url or s.database_url
         if given is not None:
@@ -107,10 +112,8 @@ class Database:
             if self.admin_pool is not None:
                 async with self.admin_pool.acquire() as conn:
                     self.dbtag = await conn.fetchval(_DBTAG_SQL)
-                if migrate_global:
-                    from .migrations import apply_global
-
-                    await apply_global(self)  # also creates and grants the app role
+                if self.prepare is not None:
+                    await self.prepare(self)  # migrations.apply_global also creates and grants the app role
             elif not app:
                 raise NotPermitted(_NO_ADMIN)
             if app:

@@ -258,7 +258,7 @@ async def _tenant_migrations(db: Database, checks: list[Check]) -> None:
 
 async def run(s: Settings) -> Report:
     checks: list[Check] = [check_data_dir(s)]
-    db = Database(s)
+    db = migrations.database(s)
     try:
         await db.start()
         await _database_checks(db, checks)

@@ -45,11 +45,3 @@ def start_embedded(data_dir: Path, database: str) -> str:
         log.info("embedded_database_created", database=database)
     return server.get_uri(database)
 
-
-def stop_embedded(data_dir: Path) -> None:
-    """Release this process's handle on the embedded server (it stops if no other process uses it)."""
-    import pgserver
-
-    server = pgserver.PostgresServer._instances.get((data_dir / "pg").resolve())  # noqa: SLF001
-    if server is not None:
-        server.cleanup()

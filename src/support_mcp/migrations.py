@@ -17,17 +17,14 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import asyncpg
 
 from . import privileges
-from .db import queries
+from .db import Database, queries
 from .errors import MigrationFailed, SupportError
 from .logging import get_logger
-
-if TYPE_CHECKING:
-    from .db import Database
+from .settings import Settings
 
 log = get_logger(__name__)
 
@@ -100,6 +97,12 @@ async def apply_pending(
         )
         applied.append(mig.version)
     return applied
+
+
+def database(settings: Settings) -> Database:
+    """The Database every entry point opens (CLI, server, doctor): starting it applies the pending
+    global migrations and the app role's grants as the admin, before the app pool opens."""
+    return Database(settings, prepare=apply_global)
 
 
 async def apply_global(db: Database, migrations: list[Migration] | None = None) -> list[int]:

@@ -10,7 +10,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import __version__, clientlog
+from . import __version__, clientlog, migrations
 from .access import Principal
 from .app import App, AuthMode
 from .db import Database
@@ -73,7 +73,7 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
     mode: AuthMode = "operator" if principal else "bearer" if bearer else "api_key"
     if mode == "api_key" and settings.api_key is None:
         raise NotPermitted("no tenant access configured: set SUPPORT_MCP_API_KEY, or pass --tenant/--all-tenants")
-    app = App(settings=settings, db=db or Database(settings), auth_mode=mode, principal=principal,
+    app = App(settings=settings, db=db or migrations.database(settings), auth_mode=mode, principal=principal,
               api_key=settings.api_key, read_only=read_only, owns_db=db is None, kb=kb)
     guard = Guard(app, minimal=_bench_minimal_guard)
     auth: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from typing import TypeVar
 import typer
 from pydantic import ValidationError
 
+from .. import migrations
 from ..db import Database
 from ..errors import SupportError
 from ..logging import configure_logging
@@ -44,7 +45,7 @@ def run_with_db(fn: Callable[[Database], Awaitable[T]], s: Settings | None = Non
     s = s or settings()
 
     async def runner() -> T:
-        db = Database(s)
+        db = migrations.database(s)
         try:
             await db.start()
             return await fn(db)

@@ -54,7 +54,7 @@ def grants(
         return
 
     async def go() -> None:
-        db = await Database(s).start(app=False)  # migrations + the configured app role's grants
+        db = await migrations.database(s).start(app=False)  # migrations + the configured app role's grants
         try:
             if role != db.app_role:
                 async with db.admin_scope() as conn:

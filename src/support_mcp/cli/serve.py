@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from .. import tenancy
+from .. import migrations, tenancy
 from ..access import Principal
 from ..db import Database, queries
 from ..errors import NotPermitted, SupportError
@@ -100,7 +100,7 @@ def _is_loopback(host: str) -> bool:
 
 async def _serve(s: Settings, principal: Principal | None, transport: Transport, host: str, port: int,
                  stateless: bool, json_response: bool, read_only: bool, tenants: list[str]) -> None:
-    db = await Database(s).start()  # started once here, shared by every session
+    db = await migrations.database(s).start()  # started once here, shared by every session
     try:
         await tenancy.check_servable(db, tenants)  # a --tenant missing here: fail now, naming where we looked
         bearer = transport is not Transport.stdio and principal is None

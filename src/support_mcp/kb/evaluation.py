@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import tenancy
 from ..errors import InvalidInput
-from .ingest import NewDocument, ingest_documents
+from .ingest import NewDocument
 from .service import KnowledgeBase
 
 MODES = ("dense", "sparse", "hybrid")
@@ -89,8 +89,8 @@ async def evaluate(kb: KnowledgeBase, data: Dataset, modes: Iterable[str], *, k:
         ids = list(data.corpus)
         for start in range(0, len(ids), 64):
             batch = ids[start:start + 64]
-            await ingest_documents(kb, slug, [NewDocument(data.corpus[i][0] or f"Document {i}", data.corpus[i][1]
-                                                          or data.corpus[i][0], f"beir:{i}") for i in batch])
+            await kb.ingest_documents(slug, [NewDocument(data.corpus[i][0] or f"Document {i}", data.corpus[i][1]
+                                                         or data.corpus[i][0], f"beir:{i}") for i in batch])
             if on_progress:
                 on_progress("ingest", min(start + 64, len(ids)), len(ids))
         results: dict[str, dict[str, float]] = {}

@@ -1,4 +1,5 @@
-"""The knowledge base: ingest, delete, list, search and reindex, per tenant.
+"""The knowledge base: ingest, delete, list, search and reindex, per tenant (the write order is
+described in kb/ingest.py).
 
 Postgres is the source of truth. Writes go vectors-first, Postgres-second, stale-vectors-last;
 every search result is checked against Postgres, and a search whose engine answer predates a
@@ -9,22 +10,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .. import clientlog
+from .. import clientlog, tenancy
 from ..db import Database, queries
-from ..errors import InvalidInput, NotFound, UpstreamUnavailable
+from ..errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from ..logging import get_logger
 from ..settings import Settings
 from ..untrusted import Fence, one_line
-from .chunking import Chunker
+from .chunking import Chunker, embedding_text
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
-from .limits import IngestGate
+from .ingest import CHUNK_COLUMNS, NewDocument, Prepared, Progress, content_hash, embed_dense
+from .limits import IngestGate, check_document_size
 from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
 
 log = get_logger(__name__)
-Progress = Callable[[int, int, str], Awaitable[None]]
 SHARED_TENANT = "_shared"  # the tenant whose documents are the shared global_docs namespace
 SHARED_NAMESPACE = "global_docs"
 
@@ -84,9 +84,6 @@ class KnowledgeBase:
 
     async def ensure_shared_tenant(self) -> str:
         """The internal tenant that holds the shared global documents (created on first use)."""
-        from .. import tenancy
-        from ..errors import Conflict
-
         try:
             await tenancy.create_tenant(self.db, SHARED_TENANT, "Shared global documents",
                                         rag_index_namespace=SHARED_NAMESPACE)
@@ -102,18 +99,76 @@ class KnowledgeBase:
     async def ingest(self, slug: str, *, title: str, text: str, source_uri: str | None = None,
                      progress: Progress | None = None, caller: str | None = None) -> IngestResult:
         """`caller` (an API key id): at most settings.kb_max_ingests_per_key of its ingests run at once."""
-        from .ingest import NewDocument, ingest_documents
-
         with self.ingests.hold(caller):
-            (result,) = await ingest_documents(self, slug, [NewDocument(title, text, source_uri)], progress)
+            (result,) = await self.ingest_documents(slug, [NewDocument(title, text, source_uri)], progress)
         return result
 
-    async def ingest_many(self, slug: str, docs: list[tuple[str, str]], progress: Progress | None = None,
-                          ) -> list[IngestResult]:
-        """Several (title, text) documents, embedded in shared batches (faster for small documents)."""
-        from .ingest import NewDocument, ingest_documents
+    async def ingest_documents(self, slug: str, docs: list[NewDocument],
+                               progress: Progress | None = None) -> list[IngestResult]:
+        """Several documents, embedded in shared batches (faster for small documents); an unchanged
+        document (same content hash) is left alone."""
+        for doc in docs:  # before any work: the tool's schema says so too, this also bounds the CLI
+            check_document_size(doc.title, doc.text, self.settings.kb_max_document_chars)
+        emb, chunker = await self.embedder(), await self.chunker()
+        namespace, _ = await self.namespace(slug)
+        results: list[IngestResult | None] = [None] * len(docs)
+        todo: list[tuple[int, Prepared]] = []
+        for i, doc in enumerate(docs):
+            title, text = doc.title.strip(), doc.text.strip()
+            if not title or not text:
+                raise InvalidInput("a document needs a title and some text")
+            source_uri = (doc.source_uri or f"title:{title}").strip()
+            digest = content_hash(self.settings, title, text, emb.model_name)
+            async with self.db.tenant_scope(slug) as s:
+                existing = await queries.get_document_by_source(s.conn, source_uri=source_uri)
+                if existing is not None and existing["content_hash"] == digest:
+                    n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
+                    results[i] = IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
+                    continue
+            chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+            if not chunks:
+                raise InvalidInput(f"document {title[:80]!r} has no text to index")
+            todo.append((i, Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
+                                     [embedding_text(title, c.heading_path, c.text) for c in chunks])))
+        if todo:
+            inputs = [text for _, p in todo for text in p.inputs]
+            dense = await embed_dense(emb, inputs, self.settings.embedding_batch_size, progress)
+            sparse = await emb.asparse_documents(inputs)
+            await (await self.index()).ensure_namespace(namespace, emb.dense_dim)
+            at = 0
+            for i, prep in todo:
+                n = len(prep.inputs)
+                results[i] = await self._write(slug, namespace, prep, dense[at:at + n], sparse[at:at + n],
+                                               emb.model_name)
+                at += n
+        return [r for r in results if r is not None]
 
-        return await ingest_documents(self, slug, [NewDocument(t, x) for t, x in docs], progress)
+    async def _write(self, slug: str, namespace: str, prep: Prepared, dense: list[Any], sparse: list[Any],
+                     model: str) -> IngestResult:
+        index = await self.index()
+        ids = [str(uuid.uuid4()) for _ in prep.chunks]
+        doc_id = prep.existing_id or uuid.uuid4()
+        points = [ChunkPoint(i, str(doc_id), d, sp) for i, d, sp in zip(ids, dense, sparse, strict=True)]
+        await index.upsert(namespace, points)  # 1. new vectors, invisible to search until the commit
+        try:
+            async with self.db.tenant_scope(slug) as s:  # 2. the one transaction that switches versions
+                doc = await queries.upsert_document(s.conn, id=doc_id, source_uri=prep.source_uri, title=prep.title,
+                                                    content_hash=prep.digest, embedding_model=model)
+                old = [str(r["id"]) async for r in queries.delete_chunks_of(s.conn, document_id=doc["id"])]
+                await s.conn.copy_records_to_table("chunks", columns=CHUNK_COLUMNS, records=[
+                    (uuid.UUID(i), doc["id"], c.ordinal, c.heading_path, c.text, c.token_count,
+                     [float(x) for x in d], sp.indices, sp.values)
+                    for i, c, d, sp in zip(ids, prep.chunks, dense, sparse, strict=True)])
+        except BaseException:
+            await index.delete_points(namespace, ids)  # the commit failed: take the new vectors back
+            raise
+        if doc["id"] != doc_id:  # another writer created the document meanwhile: relabel our points
+            await index.upsert(namespace, [ChunkPoint(p.id, str(doc["id"]), p.dense, p.sparse) for p in points])
+        if old:
+            await index.delete_points(namespace, old)  # 3. stale vectors
+        log.info("document_ingested", tenant=slug, chunks=len(prep.chunks), replaced=len(old))
+        return IngestResult(document_id=doc["id"], title=prep.title, chunks=len(prep.chunks),
+                            status="created" if doc["created"] else "updated")
 
     async def delete_document(self, slug: str, document_id: uuid.UUID) -> None:
         namespace, _ = await self.namespace(slug)
