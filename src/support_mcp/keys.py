@@ -65,6 +65,12 @@ async def list_keys(db: Database) -> list[dict[str, Any]]:
         return [dict(r) async for r in queries.list_api_keys(conn)]
 
 
+async def count_active(db: Database) -> int:
+    """Keys neither revoked nor expired (as the admin: api_keys is the admin's)."""
+    async with db.admin_scope() as conn:
+        return await queries.count_active_api_keys(conn)
+
+
 async def revoke_key(db: Database, key_id: str) -> None:
     try:
         uid = UUID(key_id)

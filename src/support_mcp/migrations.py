@@ -105,6 +105,18 @@ def database(settings: Settings) -> Database:
     return Database(settings, prepare=apply_global)
 
 
+async def grant_role(settings: Settings, role: str) -> None:
+    """`support-mcp db grants --apply`: as the admin, the global migrations and the configured app
+    role's grants (what starting does), then `role`'s grants if it is another role."""
+    db = await database(settings).start(app=False)
+    try:
+        if role != db.app_role:
+            async with db.admin_scope() as conn:
+                await privileges.apply(conn, role)
+    finally:
+        await db.close()
+
+
 async def apply_global(db: Database, migrations: list[Migration] | None = None) -> list[int]:
     migrations = load("global") if migrations is None else migrations
     async with db.admin_scope() as conn:

@@ -24,6 +24,25 @@ if TYPE_CHECKING:
 _ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+_HEADER = """\
+-- support-mcp: the request path's role "{role}" and exactly what it may use.
+-- Run as the owner/admin role (the user of SUPPORT_MCP_DATABASE_ADMIN_URL) in the support-mcp database.
+-- That admin owns the database and creates one role per tenant, e.g. (as a superuser):
+--   CREATE ROLE support_mcp_owner LOGIN CREATEROLE PASSWORD '...';
+--   CREATE DATABASE support_mcp OWNER support_mcp_owner;
+-- The role part can run at any time; the GRANTs need the tables (`support-mcp migrate`), and the
+-- server re-applies them as the admin on every start. Then give the app role a password:
+--   ALTER ROLE "{role}" PASSWORD '...';
+-- and set SUPPORT_MCP_DATABASE_URL to its URL, SUPPORT_MCP_DATABASE_ADMIN_URL to the admin's.
+
+"""
+
+
+def script(app_role: str) -> str:
+    """What `support-mcp db grants` prints: how to set the roles up, then `render(app_role)`."""
+    return _HEADER.format(role=app_role) + render(app_role)
+
+
 def render(app_role: str, *, role: bool = True) -> str:
     """The SQL for `app_role`: role.sql (unless role=False) then grants.sql."""
     if not _ROLE_RE.match(app_role):

@@ -115,6 +115,11 @@ async def list_tenants(db: Database) -> list[TenantInfo]:
         return [TenantInfo.from_row(r) async for r in queries.list_tenants(conn)]
 
 
+async def count_tenants(db: Database) -> int:
+    async with db.connection() as conn:
+        return await queries.count_tenants(conn)
+
+
 async def get_tenant(db: Database, slug: str) -> TenantInfo:
     validate_slug(slug)
     async with db.admin_scope() as conn:
@@ -146,6 +151,13 @@ async def set_status(db: Database, slug: str, status: str) -> None:
         if await queries.set_tenant_status(conn, slug=slug, status=status) is None:
             raise NotFound(f"unknown tenant '{slug}'")
     log.info("tenant_status_changed", tenant=slug, status=status)
+
+
+async def set_allow_global_docs(db: Database, slug: str, allowed: bool) -> None:
+    """Whether the tenant's agents may also search the shared global documents."""
+    async with db.admin_scope() as conn:
+        if await queries.set_allow_global_docs(conn, slug=validate_slug(slug), allowed=allowed) is None:
+            raise NotFound(f"unknown tenant '{slug}'")
 
 
 async def delete_tenant(db: Database, slug: str) -> None:

@@ -7,25 +7,12 @@ import asyncio
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .. import migrations, privileges
-from ..db import Database, queries
+from .. import migrations, privileges, tenancy
+from ..db import Database
 from ..errors import SupportError
 from .common import fail, is_tty, run_with_db, settings
 
 db_app = typer.Typer(help="Database roles and privileges.", no_args_is_help=True)
-
-_HEADER = """\
--- support-mcp: the request path's role "{role}" and exactly what it may use.
--- Run as the owner/admin role (the user of SUPPORT_MCP_DATABASE_ADMIN_URL) in the support-mcp database.
--- That admin owns the database and creates one role per tenant, e.g. (as a superuser):
---   CREATE ROLE support_mcp_owner LOGIN CREATEROLE PASSWORD '...';
---   CREATE DATABASE support_mcp OWNER support_mcp_owner;
--- The role part can run at any time; the GRANTs need the tables (`support-mcp migrate`), and the
--- server re-applies them as the admin on every start. Then give the app role a password:
---   ALTER ROLE "{role}" PASSWORD '...';
--- and set SUPPORT_MCP_DATABASE_URL to its URL, SUPPORT_MCP_DATABASE_ADMIN_URL to the admin's.
-
-"""
 
 
 def register(app: typer.Typer) -> None:
@@ -46,24 +33,14 @@ def grants(
         two_urls = s.database_admin_url is not None and s.database_url is not None
         role = privileges.url_user(s.database_url.get_secret_value()) if two_urls else s.db_app_role
     try:
-        sql = privileges.render(role)
+        sql = privileges.script(role)
     except SupportError as exc:
         raise fail(str(exc)) from None
-    typer.echo(_HEADER.format(role=role) + sql)
+    typer.echo(sql)
     if not apply:
         return
-
-    async def go() -> None:
-        db = await migrations.database(s).start(app=False)  # migrations + the configured app role's grants
-        try:
-            if role != db.app_role:
-                async with db.admin_scope() as conn:
-                    await privileges.apply(conn, role)
-        finally:
-            await db.close()
-
     try:
-        asyncio.run(go())
+        asyncio.run(migrations.grant_role(s, role))
     except SupportError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"-- applied: \"{role}\" exists and is granted", err=True)
@@ -85,8 +62,7 @@ def migrate() -> None:
             def tick(_slug: str) -> None:
                 bar.advance(task)
 
-            async with db.connection() as conn:
-                bar.update(task, total=await queries.count_tenants(conn))
+            bar.update(task, total=await tenancy.count_tenants(db))
             return await migrations.migrate_all(db, on_progress=tick)
 
     report = run_with_db(go, s)

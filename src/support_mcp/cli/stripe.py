@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import sys
 
-import asyncpg
 import typer
 
-from ..db import Database, queries, validate_slug
-from ..errors import Conflict, InvalidInput, NotFound
-from ..payments.webhooks import retry_all
-from .common import fail, run_with_db, settings
+from ..payments import accounts
+from .common import run_with_db, settings
 
 app = typer.Typer(help="Stripe Connect: tenant accounts and webhook events.", no_args_is_help=True)
 
@@ -27,24 +24,7 @@ def connect(
     """Connect (or re-connect) a tenant to its Stripe connected account."""
     if webhook_secret == "-":
         webhook_secret = sys.stdin.readline().strip()
-    if not account.startswith("acct_"):
-        raise fail("the account id must look like acct_...")
-    if webhook_secret is not None and not webhook_secret.startswith("whsec_"):
-        raise fail("the webhook secret must look like whsec_...")
-
-    async def go(db: Database) -> None:
-        async with db.admin_scope() as conn:
-            try:
-                row = await queries.set_tenant_stripe(conn, slug=validate_slug(slug), account=account,
-                                                      secret=webhook_secret)
-            except asyncpg.UniqueViolationError:
-                raise Conflict(f"{account} is already connected to another tenant") from None
-            except asyncpg.CheckViolationError:
-                raise InvalidInput("the account id or webhook secret has an invalid format") from None
-        if row is None:
-            raise NotFound(f"unknown tenant '{slug}'")
-
-    run_with_db(go)
+    run_with_db(lambda db: accounts.connect(db, slug, account, webhook_secret))
     typer.echo(f"'{slug}' is connected to {account}" + ("" if webhook_secret else
                " (no webhook secret: its webhook endpoint refuses every event until one is set)"))
 
@@ -52,13 +32,7 @@ def connect(
 @app.command("disconnect")
 def disconnect(slug: str = typer.Argument(..., help="The tenant.")) -> None:
     """Remove a tenant's connected account and webhook secret (payment tools then refuse)."""
-
-    async def go(db: Database) -> None:
-        async with db.admin_scope() as conn:
-            if await queries.set_tenant_stripe(conn, slug=validate_slug(slug), account=None, secret=None) is None:
-                raise NotFound(f"unknown tenant '{slug}'")
-
-    run_with_db(go)
+    run_with_db(lambda db: accounts.disconnect(db, slug))
     typer.echo(f"'{slug}' is no longer connected to Stripe")
 
 
@@ -69,16 +43,7 @@ def retry(
 ) -> None:
     """Process stored webhook events whose processing failed (oldest first)."""
     s = settings()
-
-    async def go(db: Database) -> dict[str, tuple[int, int]]:
-        if tenant:
-            slugs = [validate_slug(t) for t in tenant]
-        else:
-            async with db.connection() as conn:
-                slugs = [r["slug"] async for r in queries.list_connected_slugs(conn)]
-        return await retry_all(s, db, slugs, max_attempts=max_attempts)
-
-    result = run_with_db(go, s)
+    result = run_with_db(lambda db: accounts.retry(s, db, tenant, max_attempts=max_attempts), s)
     done = sum(d for d, _ in result.values())
     failed = sum(f for _, f in result.values())
     for slug, (d, f) in sorted(result.items()):
@@ -101,23 +66,9 @@ def quarantine(
     be stored or processed (NUL characters, unpaired surrogates, non-finite numbers, absurd timestamps),
     then stored events whose processing stopped after SUPPORT_MCP_STRIPE_WEBHOOK_MAX_ATTEMPTS failures."""
     s = settings()
-
-    async def go(db: Database) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
-        if tenant:
-            slugs = [validate_slug(t) for t in tenant]
-        else:
-            async with db.connection() as conn:
-                slugs = [r["slug"] async for r in queries.list_tenant_slugs(conn)]
-        kept: list[tuple[str, dict]] = []
-        gave_up: list[tuple[str, dict]] = []
-        for slug in slugs:
-            async with db.tenant_scope(slug, allow_suspended=True) as scope:
-                kept += [(slug, dict(r)) async for r in queries.list_quarantine(scope.conn, limit=limit)]
-                gave_up += [(slug, dict(r)) async for r in queries.given_up_events(
-                    scope.conn, max_attempts=max_attempts or s.stripe_webhook_max_attempts, limit=limit)]
-        return kept, gave_up
-
-    kept, gave_up = run_with_db(go, s)
+    found = run_with_db(lambda db: accounts.quarantine(
+        db, tenant, limit=limit, max_attempts=max_attempts or s.stripe_webhook_max_attempts), s)
+    kept, gave_up = found.kept, found.gave_up
     for slug, r in kept:
         typer.echo(f"{slug}\t{r['event_id']}\t{r['type']}\t{r['received_at']:%Y-%m-%d %H:%M:%S}\t"
                    f"{r['deliveries']} deliveries\t{r['bytes']} bytes\t{r['reason']}")

@@ -10,10 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import backup, tenancy
-from ..db import Database, queries, validate_slug
-from ..errors import NotFound
-from ..kb.service import KnowledgeBase
+from .. import backup, offboarding, tenancy
+from ..db import Database
 from .common import fail, run_with_db
 
 app = typer.Typer(help="Manage tenants (one schema, role and namespace each).", no_args_is_help=True)
@@ -89,31 +87,15 @@ def delete(
     """Delete a tenant with all its data: schema, role and registry row."""
     if not yes:
         raise fail(f"deleting '{slug}' removes all its data; repeat with --yes to confirm", 2)
-    async def go(db: Database) -> None:
-        namespace = (await tenancy.get_tenant(db, slug)).rag_index_namespace
-        await tenancy.delete_tenant(db, slug)
-        kb = KnowledgeBase(db.settings, db)
-        try:
-            await kb.drop_tenant_namespace(namespace)
-        except Exception as exc:  # noqa: BLE001 - the tenant is gone; say what is left behind
-            typer.echo(f"warning: could not drop the search namespace {namespace}: {exc}", err=True)
-        finally:
-            await kb.close()
-
-    run_with_db(go)
+    for warning in run_with_db(lambda db: offboarding.delete_tenant(db, slug)):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"deleted '{slug}'")
 
 
 @app.command("allow-global-docs")
 def allow_global_docs(slug: str, off: bool = typer.Option(False, "--off", help="Disallow instead.")) -> None:
     """Let the tenant's agents also search the shared global documents (search_docs include_global)."""
-
-    async def go(db: Database) -> None:
-        async with db.admin_scope() as conn:
-            if await queries.set_allow_global_docs(conn, slug=validate_slug(slug), allowed=not off) is None:
-                raise NotFound(f"unknown tenant '{slug}'")
-
-    run_with_db(go)
+    run_with_db(lambda db: tenancy.set_allow_global_docs(db, slug, not off))
     typer.echo(f"'{slug}' {'may not' if off else 'may'} search the global documents")
 
 
