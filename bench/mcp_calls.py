@@ -19,6 +19,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_REQUEST
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
@@ -28,6 +30,7 @@ from support_mcp import keys, migrations, tenancy  # noqa: E402
 from support_mcp.access import Principal  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.desk import tickets  # noqa: E402
+from support_mcp.guard import Guard  # noqa: E402
 from support_mcp.server import build_server  # noqa: E402
 
 CONC = 16
@@ -133,11 +136,32 @@ async def seed(db: Database, slugs: list[str]) -> None:
             await c.execute(INS_CUSTOMER, CUSTOMER)
 
 
+class CallerOnlyGuard(Guard):
+    """The guard minus its checks: establishes the caller only (no rate limit, argument check or
+    audit row), the baseline for what the rest of the guard costs. Never a serving mode."""
+
+    async def _data_request(self, ctx: Any, call_next: Any, principal: Any, refusal: Any, *_: Any) -> Any:
+        if refusal is not None:
+            raise MCPError(INVALID_REQUEST, str(refusal))
+        return await call_next(ctx)
+
+
+def caller_only(server: Any) -> Any:
+    """`server` with its Guard replaced by a CallerOnlyGuard (same app and server)."""
+    for i, layer in enumerate(server.middleware):
+        if isinstance(layer, Guard):
+            bare = CallerOnlyGuard(layer.app)
+            bare.server = layer.server
+            server.middleware[i] = bare
+            return server
+    raise AssertionError("no Guard in the server's middleware")
+
+
 async def latency(db: Database, st: Any, env: dict[str, str], url: str, n: int, rounds: int,
                   warm: int) -> dict[str, Any]:
     server = build_server(st, Principal.operator(None, True), db=db)
     # issue 4: the same call without authorization/audit (baseline) and with an API key as a bearer token
-    bare = build_server(st, Principal.operator(None, True), db=db, _bench_minimal_guard=True)
+    bare = caller_only(build_server(st, Principal.operator(None, True), db=db))
     # the limiter runs (its cost counts) but is set high enough never to refuse the bench's calls
     keyed = build_server(st.model_copy(update={"rate_limit_per_minute": 10_000_000}), db=db, bearer=True)
     key = (await keys.create_key(db, "bench", tenants=[], all_tenants=True, scopes=["read", "write"])).key

@@ -13,7 +13,6 @@ import structlog
 from support_mcp.logging import (
     NOISY_LOGGERS,
     bind_context,
-    clear_context,
     configure_logging,
     get_logger,
     mask_pii,
@@ -28,9 +27,9 @@ def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
-    clear_context()
+    structlog.contextvars.clear_contextvars()
     yield
-    clear_context()
+    structlog.contextvars.clear_contextvars()
     structlog.configure(**saved)
     root.handlers[:] = handlers
     root.setLevel(level)
@@ -211,7 +210,7 @@ def test_context_is_merged(capfd: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "json")
     bind_context(tenant="acme", request_id="r1", requester="jane@example.com")
     get_logger("support_mcp.tools").info("ticket created", ticket=1042)
-    clear_context()
+    structlog.contextvars.clear_contextvars()
     get_logger().info("after clear")
     first, second = _json_lines(capfd.readouterr().err)
     assert first["tenant"] == "acme"

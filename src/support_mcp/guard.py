@@ -69,10 +69,8 @@ def _error(text: str) -> CallToolResult:
 class Guard:
     server: MCPServer | None = None  # set right after the server is built
 
-    def __init__(self, app: App, *, minimal: bool = False) -> None:
-        # minimal: establish the caller only (no rate limit, argument check or audit); a baseline
-        # for benchmarking what the rest costs, never a serving mode
-        self.app, self.minimal = app, minimal
+    def __init__(self, app: App) -> None:
+        self.app = app
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> HandlerResult:
         if ctx.method not in _DATA_METHODS and ctx.method not in _LIST_METHODS:
@@ -93,10 +91,6 @@ class Guard:
                     raise MCPError(INVALID_REQUEST, str(refusal))
                 result = await call_next(ctx)
                 return self._visible(result, principal) if ctx.method == "tools/list" else result
-            if self.minimal:
-                if refusal is not None:
-                    raise MCPError(INVALID_REQUEST, str(refusal))
-                return await call_next(ctx)
             return await self._data_request(ctx, call_next, principal, refusal, info, started)
         finally:
             _principal.reset(p_token)

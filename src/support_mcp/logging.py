@@ -266,11 +266,6 @@ def unbind_context(*keys: str) -> None:
     structlog.contextvars.unbind_contextvars(*keys)
 
 
-def clear_context() -> None:
-    """Drop all request-scoped context bound with :func:`bind_context`."""
-    structlog.contextvars.clear_contextvars()
-
-
 # Never let an early log line (before configure_logging) reach stdout, the MCP transport.
 if not structlog.is_configured():
     _configure_structlog(logging.INFO, _renderer("auto"))

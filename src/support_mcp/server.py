@@ -67,7 +67,7 @@ class BearerKeys:
 
 def build_server(settings: Settings, principal: Principal | None = None, *, db: Database | None = None,
                  bearer: bool = False, read_only: bool = False, issuer_url: str = "http://127.0.0.1",
-                 kb: KnowledgeBase | None = None, _bench_minimal_guard: bool = False) -> MCPServer:
+                 kb: KnowledgeBase | None = None) -> MCPServer:
     """Caller identity, in order: `principal` (operator flags), `bearer` (HTTP API keys), or
     settings.api_key (stdio API key). `db` may be an already-started Database."""
     mode: AuthMode = "operator" if principal else "bearer" if bearer else "api_key"
@@ -75,7 +75,7 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
         raise NotPermitted("no tenant access configured: set SUPPORT_MCP_API_KEY, or pass --tenant/--all-tenants")
     app = App(settings=settings, db=db or migrations.database(settings), auth_mode=mode, principal=principal,
               api_key=settings.api_key, read_only=read_only, owns_db=db is None, kb=kb)
-    guard = Guard(app, minimal=_bench_minimal_guard)
+    guard = Guard(app)
     auth: dict[str, Any] = {}
     if bearer:
         oauth = app.oauth = OAuthVerifier(settings) if settings.oauth_issuer else None

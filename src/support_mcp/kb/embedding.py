@@ -176,10 +176,6 @@ class Embedder:
         """The model's tokenizer without truncation or padding (for chunking: offsets, counts)."""
         return self._tokenizer
 
-    def count_tokens(self, text: str) -> int:
-        """Word pieces in `text`, without [CLS]/[SEP]; the model reads ``max_tokens - 2`` of them."""
-        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
-
     def embed_documents(self, texts: list[str]) -> list[np.ndarray]:
         """Unit-length float32 vectors, one per text, in order.
 
@@ -229,14 +225,8 @@ class Embedder:
             out[i] = v
         return out
 
-    async def aembed_query(self, text: str) -> np.ndarray:
-        return await self._run(self.embed_query, text)
-
     async def asparse_documents(self, texts: list[str]) -> list[SparseVec]:
         return await self._batched(self.sparse_documents, texts)
-
-    async def asparse_query(self, text: str) -> SparseVec:
-        return await self._run(self.sparse_query, text)
 
     async def aembed_hybrid_query(self, text: str) -> tuple[np.ndarray, SparseVec]:
         """Dense and sparse query vectors in one worker job."""
