@@ -17,7 +17,7 @@ from mcp.types import ElicitResult
 
 from support_mcp.confirm import FALLBACK_HINT
 from support_mcp.server import build_server
-from support_mcp.toolkit import TOOL_KINDS
+from support_mcp.registry import TOOLS
 
 DESTRUCTIVE = ("delete_ticket", "delete_document", "create_refund")
 
@@ -162,7 +162,7 @@ async def test_every_destructive_tool_confirms_through_the_helper(db) -> None:
     from support_mcp.access import Principal
 
     server = build_server(db.settings, Principal.operator(None, True), db=db)
-    destructive = sorted(n for n, k in TOOL_KINDS.items() if k == "destructive")
+    destructive = sorted(n for n, t in TOOLS.items() if t.kind == "destructive")
     assert destructive == sorted(DESTRUCTIVE), "add the new destructive tool to DESTRUCTIVE (and its _target)"
     for name in destructive:
         tool = server._tool_manager.get_tool(name)  # noqa: SLF001

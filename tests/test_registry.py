@@ -7,7 +7,8 @@ from mcp.server.mcpserver import Context
 
 from support_mcp.access import Principal
 from support_mcp.server import build_server
-from support_mcp.toolkit import TOOL_KINDS, TenantArg, tool
+from support_mcp.registry import TOOLS
+from support_mcp.toolkit import TenantArg, tool
 
 # Minimal valid arguments per data tool (besides `tenant`), so a refusal can only come
 # from authorization, never from argument validation.
@@ -42,7 +43,7 @@ async def _tools(db):
 
 async def test_every_data_tool_requires_tenant_first(db) -> None:
     tools = await _tools(db)
-    data = [n for n, k in TOOL_KINDS.items() if k != "global" and n in tools]
+    data = [n for n, t in TOOLS.items() if t.kind != "global" and n in tools]
     assert set(data) == set(ARGS), "update ARGS when adding a data tool"
     for name in data:
         schema = tools[name].input_schema
@@ -59,7 +60,7 @@ async def test_no_tool_schema_exposes_internals(db) -> None:
 
 async def test_annotations_match_kinds(db) -> None:
     for name, t in (await _tools(db)).items():
-        kind = TOOL_KINDS[name]
+        kind = TOOLS[name].kind
         assert t.annotations is not None, name
         assert t.annotations.read_only_hint is (kind in ("global", "read")), name
         assert t.annotations.destructive_hint is (kind == "destructive"), name
@@ -93,4 +94,4 @@ async def test_a_data_tool_that_skips_authorization_fails_closed(db, make_tenant
         assert r.is_error and "internal error" in r.content[0].text
         assert "leak" not in r.content[0].text
     finally:
-        TOOL_KINDS.pop("rogue_tool", None)
+        TOOLS.pop("rogue_tool", None)

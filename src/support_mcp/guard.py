@@ -25,6 +25,7 @@ from .app import App
 from .audit import AuditRecord
 from .db import SLUG_RE
 from .errors import InvalidInput, NotPermitted, SupportError
+from .registry import READ_SCOPE, TOOLS, spec_of
 from .validation import summarize
 
 _principal: ContextVar[Principal | None] = ContextVar("support_mcp_principal", default=None)
@@ -35,11 +36,6 @@ _call: ContextVar[dict[str, Any] | None] = ContextVar("support_mcp_call", defaul
 _DATA_METHODS = {"tools/call", "resources/read", "resources/templates/list", "prompts/get"}
 # Listings of static metadata: the caller must be identified (nothing else is spent on them).
 _LIST_METHODS = {"tools/list", "resources/list", "prompts/list"}
-#: the scope resources and prompts need (they read tenant data)
-READ_SCOPE = "read"
-
-#: tool name -> (kind, scope or None); filled by toolkit.tool
-TOOL_POLICY: dict[str, tuple[str, str | None]] = {}
 
 
 def current_principal() -> Principal:
@@ -140,7 +136,7 @@ class Guard:
                 is_error = bool(getattr(result, "is_error", False)
                                 or (isinstance(result, dict) and result.get("isError")))
                 outcome = info.get("outcome") or ("ok" if not is_error else
-                                                  ("unknown_tool" if is_tool and name not in TOOL_POLICY else "error"))
+                                                  ("unknown_tool" if is_tool and name not in TOOLS else "error"))
             elapsed = time.perf_counter() - started
             if self.app.metrics is not None:
                 self.app.metrics.call(name, outcome, elapsed, tenant if info.get("tenant_id") is not None else None)
@@ -155,7 +151,8 @@ class Guard:
         if method == "tools/call":
             name = str(params.get("name", ""))[:100]
             arguments = params.get("arguments") or {}
-            kind, scope = TOOL_POLICY.get(name, ("global", None))
+            spec = spec_of(name)
+            kind, scope = spec.kind, spec.scope
             tenant = arguments.get("tenant") if isinstance(arguments, dict) else None
             return name, arguments, tenant, scope, kind
         if method == "prompts/get":
@@ -186,7 +183,7 @@ class Guard:
         if scope is not None and scope not in principal.scopes:
             if self.app.metrics is not None:
                 self.app.metrics.auth_failure("insufficient_scope")
-            what = name if kind != "read" or name in TOOL_POLICY else "reading resources and prompts"
+            what = name if kind != "read" or name in TOOLS else "reading resources and prompts"
             raise NotPermitted(f"{what} needs the '{scope}' scope, which this client's key does not have")
     def _validate(self, name: str, arguments: Any) -> None:
         tool = self.server._tool_manager.get_tool(name) if self.server else None  # noqa: SLF001
@@ -209,9 +206,9 @@ class Guard:
             return result
 
         def usable(tool: Any) -> bool:
-            kind, scope = TOOL_POLICY.get(str(tool.get("name")), ("global", None))
-            if self.app.read_only and kind in ("write", "destructive"):
+            spec = spec_of(str(tool.get("name")))
+            if self.app.read_only and spec.writes:
                 return False
-            return scope is None or scope in principal.scopes
+            return spec.scope is None or spec.scope in principal.scopes
 
         return {**result, "tools": [t for t in result["tools"] if usable(t)]}

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,18 +24,16 @@ from . import access, clientlog
 from .app import App
 from .db import Scope
 from .errors import SupportError
-from .guard import TOOL_POLICY, current_principal, note_call, request_scope
+from . import registry
+from .guard import current_principal, note_call, request_scope
 from .logging import bind_context, get_logger, unbind_context
 from .payments.gateway import TenantStripe
+from .registry import Kind
 from .untrusted import tool_description
 
 log = get_logger("support_mcp.tools")
 
-Kind = Literal["global", "read", "write", "destructive"]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-#: name -> kind of every registered tool (registry-wide tests read this)
-TOOL_KINDS: dict[str, Kind] = {}
 
 TenantArg = Annotated[
     str,
@@ -58,7 +56,6 @@ _ANNOTATIONS: dict[Kind, ToolAnnotations] = {
 }
 #: the client-log level of a finished call by outcome (other outcomes: refused or bad input)
 _FINISH_LEVEL: dict[str, clientlog.LoggingLevel] = {"ok": "info", "internal": "error"}
-_DEFAULT_SCOPE: dict[Kind, str | None] = {"global": None, "read": "read", "write": "write", "destructive": "admin"}
 
 
 def _scope() -> str:
@@ -108,7 +105,7 @@ async def stripe_for(ctx: Context, tenant: str) -> TenantStripe:
 def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str | None = None,
          idempotent: bool | None = None, open_world: bool = False) -> Callable[[F], F]:
     """Register `fn` as an MCP tool of the given kind (see module doc)."""
-    needed = scope or _DEFAULT_SCOPE[kind]
+    needed = scope or registry.DEFAULT_SCOPE[kind]
 
     def deco(fn: F) -> F:
         name = fn.__name__
@@ -152,8 +149,7 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
         if open_world:  # talks to an outside system (Stripe)
             ann = ann.model_copy(update={"open_world_hint": True})
         server.tool(name=name, title=title, annotations=ann, description=tool_description(fn))(wrapper)
-        TOOL_KINDS[name] = kind
-        TOOL_POLICY[name] = (kind, needed)
+        registry.declare(name, kind, needed)
         return fn
 
     return deco

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..registry import READ_SCOPE, spec_of
 from ..settings import Settings
 from .verifier import principal_of
 
@@ -51,8 +52,6 @@ def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
 def install(app: Starlette, settings: Settings) -> None:
     """On every HTTP app in bearer mode: a clear 401 on the MCP endpoint; with OAuth also PRM routes
     (first, so they win over the SDK's) and step-up."""
-    from ..guard import READ_SCOPE, TOOL_POLICY  # noqa: PLC0415 - guard imports the server side
-
     if settings.oauth_resource:
         body = protected_resource_metadata(settings)
 
@@ -72,7 +71,7 @@ def install(app: Starlette, settings: Settings) -> None:
         app.router.routes[:0] = [Route("/register", endpoint=register, methods=["POST"])]
     for route in app.router.routes:
         if isinstance(route, Route) and route.path == "/mcp":
-            inner = StepUp(route.app, settings, TOOL_POLICY, READ_SCOPE) if settings.oauth_resource else route.app
+            inner = StepUp(route.app, settings) if settings.oauth_resource else route.app
             route.app = ClearUnauthorized(inner, settings)
 
 
@@ -103,9 +102,8 @@ class ClearUnauthorized:
 
 
 class StepUp:
-    def __init__(self, app: ASGIApp, settings: Settings, policy: dict[str, tuple[str, str | None]],
-                 read_scope: str) -> None:
-        self.app, self.settings, self.policy, self.read_scope = app, settings, policy, read_scope
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
         self.metadata = metadata_url(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,9 +140,9 @@ class StepUp:
             return None
         method = message.get("method")
         if method == "tools/call":
-            return self.policy.get(str(message["params"].get("name")), ("global", None))[1]
+            return spec_of(str(message["params"].get("name"))).scope
         if method in ("resources/read", "resources/templates/list", "prompts/get"):
-            return self.read_scope
+            return READ_SCOPE
         return None
 
     def _insufficient(self, needed: str, held: frozenset[str]) -> Response:
