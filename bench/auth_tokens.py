@@ -48,7 +48,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             await tenancy.create_tenant(db, "bench_a", "Bench A")
             api_key = (await keys.create_key(db, "bench", tenants=["bench_a"], all_tenants=False,
                                              scopes=["read", "write"], expires_in=None)).key
-            key_verifier = KeyVerifier(db, ttl=st.key_cache_seconds)
+            key_verifier = KeyVerifier(db, ttl=st.cache_seconds)
             oauth = OAuthVerifier(st)
             bearer = BearerKeys(key_verifier, oauth, st.oauth_max_token_bytes)
             now = int(time.time())

@@ -64,13 +64,13 @@ async def test_revoked_and_expired_keys_stop_working_mid_session(connect_key, db
 
     a = await make_tenant("rv")
     key = await make_key(tenants=[a])
-    async with connect_key(key, key_cache_seconds=0) as c:
+    async with connect_key(key, cache_seconds=0) as c:
         await c.ok("list_tickets", tenant=a)
         p = await keys.KeyVerifier(db, ttl=0).principal(key)
         await keys.revoke_key(db, str(p.key_id))
         assert "revoked" in await c.err("list_tickets", tenant=a)
     short = await make_key(tenants=[a], expires_in=timedelta(seconds=1))
-    async with connect_key(short, key_cache_seconds=0) as c:
+    async with connect_key(short, cache_seconds=0) as c:
         await c.ok("list_tickets", tenant=a)
         await asyncio.sleep(1.2)
         assert "expired" in await c.err("list_tickets", tenant=a)

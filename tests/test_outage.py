@@ -167,7 +167,7 @@ async def test_outage_under_load_answers_cleanly_and_loses_no_acknowledged_write
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("SUPPORT_MCP_")}
     env |= {"SUPPORT_MCP_DATABASE_URL": cluster.url, "SUPPORT_MCP_DATA_DIR": str(tmp_path / "data"),
             "SUPPORT_MCP_LOG_LEVEL": "INFO", "SUPPORT_MCP_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1",
-            "SUPPORT_MCP_KEY_CACHE_SECONDS": "3600",  # the cached key reaches the tools during the outage
+            "SUPPORT_MCP_CACHE_SECONDS": "3600",  # the cached key reaches the tools during the outage
             "SUPPORT_MCP_RATE_LIMIT_PER_MINUTE": "0", "SUPPORT_MCP_DB_CONNECT_TIMEOUT": "5"}
     log = tmp_path / "server.log"
     async with asyncio.timeout(600), http_server(env, log, "--transport", "http", "--stateless",
@@ -216,7 +216,7 @@ async def test_outage_in_memory_every_request_kind_answers_one_line(cluster, tmp
 
     from support_mcp.server import build_server
 
-    settings = Settings(_env_file=None, database_url=cluster.url, data_dir=tmp_path / "data", key_cache_seconds=0)
+    settings = Settings(_env_file=None, database_url=cluster.url, data_dir=tmp_path / "data", cache_seconds=0)
     async with migrations.database(settings) as db:
         await tenancy.create_tenant(db, "down", "Down Inc")
         key = (await keys.create_key(db, "k", tenants=["down"], all_tenants=False, scopes=["read", "write"])).key

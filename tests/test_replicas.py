@@ -60,7 +60,7 @@ async def test_two_stateless_replicas_on_one_database(server_env, db, make_tenan
     limited = await _key(db, "rep-limited", [pay.slug], ["read"])
     doomed = await _key(db, "rep-doomed", [pay.slug], ["read"])
     env = {**server_env, "SUPPORT_MCP_RATE_LIMIT_PER_MINUTE": str(LIMIT), "SUPPORT_MCP_RATE_LIMIT_BATCH": str(BATCH),
-           "SUPPORT_MCP_KEY_CACHE_SECONDS": "1", "SUPPORT_MCP_METRICS": "on", "SUPPORT_MCP_METRICS_TOKEN": TOKEN}
+           "SUPPORT_MCP_CACHE_SECONDS": "1", "SUPPORT_MCP_METRICS": "on", "SUPPORT_MCP_METRICS_TOKEN": TOKEN}
     async with http_server(env, tmp_path / "r1.log", "--transport", "http", "--stateless") as (p1, _), \
             http_server(env, tmp_path / "r2.log", "--transport", "http", "--stateless") as (p2, _), \
             httpx.AsyncClient(timeout=10) as http:

@@ -50,7 +50,7 @@ class App:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
-        self.verifier = KeyVerifier(self.db, ttl=self.settings.key_cache_seconds)
+        self.verifier = KeyVerifier(self.db, ttl=self.settings.cache_seconds)
         self._owns_kb = self.kb is None
         if self.kb is None:
             self.kb = KnowledgeBase(self.settings, self.db)

@@ -16,6 +16,7 @@ from uuid import UUID
 from .access import SCOPES, Principal
 from .db import Database, queries, validate_slug
 from .errors import InvalidInput, NotFound, NotPermitted
+from .ttlcache import Cached
 
 KEY_RE = re.compile(r"^smk_([a-f0-9]{8})_([A-Za-z0-9_-]{43})$")
 _DURATION_RE = re.compile(r"^(\d{1,5})([mhdw])$")
@@ -82,11 +83,11 @@ async def revoke_key(db: Database, key_id: str) -> None:
 
 
 class KeyVerifier:
-    """Key -> Principal, with a short cache (revocation takes effect within `ttl` seconds)."""
+    """Key -> Principal, cached for `ttl` seconds (a revocation takes effect within it)."""
 
     def __init__(self, db: Database, ttl: float = 5.0) -> None:
-        self.db, self.ttl = db, ttl
-        self._cache: dict[bytes, tuple[float, Principal | None, float | None]] = {}
+        self.db = db
+        self._cache: Cached[bytes, tuple[Principal | None, float | None]] = Cached(ttl)
         self.used: set[UUID] = set()  # key ids seen since the last flush (for last_used_at)
 
     async def principal(self, key: str) -> Principal:
@@ -95,14 +96,7 @@ class KeyVerifier:
         if not m:
             raise NotPermitted("invalid API key")
         digest = _hash(key)
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is None or hit[0] < now:
-            hit = (now + self.ttl, *await self._load(m.group(1), digest))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = hit
-        _, principal, expires = hit
+        principal, expires = await self._cache.get(digest, lambda: self._load(m.group(1), digest))
         if principal is None or (expires is not None and expires <= time.time()):
             raise NotPermitted("invalid, expired or revoked API key")
         self.used.add(principal.key_id)  # type: ignore[arg-type]

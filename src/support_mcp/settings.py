@@ -65,8 +65,13 @@ class Settings(BaseSettings):
         default=None, description="stdio only: the API key whose tenants and scopes this server acts with."
     )
     rate_limit_per_minute: int = Field(default=600, ge=0, description="Tool calls per minute per API key; 0 = off.")
-    key_cache_seconds: float = Field(
-        default=5.0, ge=0, description="How long a verified key is cached (a revocation takes effect within it)."
+    cache_seconds: float = Field(
+        default=5.0, ge=0,
+        validation_alias=AliasChoices("SUPPORT_MCP_CACHE_SECONDS", "cache_seconds",
+                                      # deprecated names (each used to set one of the caches)
+                                      "SUPPORT_MCP_KEY_CACHE_SECONDS", "SUPPORT_MCP_STRIPE_CACHE_SECONDS"),
+        description="How long verified API keys, tenants' Stripe accounts and knowledge-base namespaces are "
+        "cached: a revoked key, suspended tenant or changed account takes effect within it.",
     )
     audit_flush_seconds: float = Field(default=0.25, gt=0, description="Audit rows are written in batches this often.")
 
@@ -109,9 +114,6 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = Field(
         default=2, ge=0, le=5, description="The SDK retries network errors and 5xx/409 answers this often (same "
         "idempotency key).",
-    )
-    stripe_cache_seconds: float = Field(
-        default=5.0, ge=0, description="How long a tenant's connected account and webhook secret are cached.",
     )
     stripe_webhook_tolerance_seconds: int = Field(
         default=300, ge=1, le=3600, description="Webhook signatures older than this are refused (replay guard).",

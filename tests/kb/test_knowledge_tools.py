@@ -100,7 +100,7 @@ async def test_global_docs_only_when_the_policy_allows(connect, kb, db, make_ten
         assert "does not allow" in await c.err("search_docs", tenant=a, query="outage", include_global=True)
         async with db.admin_scope() as conn:
             await conn.execute("UPDATE public.tenants SET allow_global_docs = true WHERE slug = $1", a)
-        kb._namespaces.clear()  # noqa: SLF001 - the policy is cached for 30 s
+        kb._namespaces.clear()  # noqa: SLF001 - the policy is cached for SUPPORT_MCP_CACHE_SECONDS
         found = await c.ok("search_docs", tenant=a, query="where are outages posted", include_global=True)
         assert found["results"] == [] and "GLOBALX" in str(found["global_results"])
 

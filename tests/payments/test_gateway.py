@@ -49,7 +49,7 @@ async def test_for_tenant_refuses_unknown_suspended_and_unconnected(db, make_ten
 
     plain = await make_tenant("gw")
     t = await stripe_tenant()
-    gateway = StripeGateway(db.settings.model_copy(update={"stripe_cache_seconds": 0}), db)
+    gateway = StripeGateway(db.settings.model_copy(update={"cache_seconds": 0}), db)
     with pytest.raises(NotFound, match="unknown tenant"):
         await gateway.for_tenant("gw_nobody")
     with pytest.raises(NotConnected, match="not connected"):

@@ -22,7 +22,7 @@ def post_event(db, kb):
 
     @asynccontextmanager
     async def _hooks():
-        server = build_server(db.settings.model_copy(update={"stripe_cache_seconds": 0}), bearer=True, db=db, kb=kb)
+        server = build_server(db.settings.model_copy(update={"cache_seconds": 0}), bearer=True, db=db, kb=kb)
         transport = httpx.ASGITransport(app=server.streamable_http_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             async def post(slug: str, event: dict, secret: str) -> httpx.Response:

@@ -20,7 +20,7 @@ def hooks(db, kb):
 
     @asynccontextmanager
     async def _hooks(**overrides: object):
-        settings = db.settings.model_copy(update={"stripe_cache_seconds": 0, **overrides})
+        settings = db.settings.model_copy(update={"cache_seconds": 0, **overrides})
         server = build_server(settings, bearer=True, db=db, kb=kb)
         app = server.streamable_http_app()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:

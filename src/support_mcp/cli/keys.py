@@ -60,6 +60,6 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
 
 @app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="The key's id from `keys list`.")) -> None:
-    """Revoke a key (takes effect within SUPPORT_MCP_KEY_CACHE_SECONDS on running servers)."""
+    """Revoke a key (takes effect within SUPPORT_MCP_CACHE_SECONDS on running servers)."""
     run_with_db(lambda db: keys.revoke_key(db, key_id))
     typer.echo(f"revoked {key_id}")

@@ -8,7 +8,6 @@ replacement asks again, so it sees exactly one committed version: never both, ne
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ from ..db import Database, queries
 from ..errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from ..logging import get_logger
 from ..settings import Settings
+from ..ttlcache import Cached
 from ..untrusted import Fence, one_line
 from .chunking import Chunker, embedding_text
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
@@ -35,7 +35,7 @@ class KnowledgeBase:
         self.settings, self.db = settings, db
         self._index, self._embedder = index, embedder
         self._chunker: Chunker | None = None
-        self._namespaces: dict[str, tuple[float, str, bool]] = {}
+        self._namespaces: Cached[str, tuple[str, bool]] = Cached(settings.cache_seconds)
         self._lock = asyncio.Lock()
         self.ingests = IngestGate(settings.kb_max_ingests_per_key)
 
@@ -72,14 +72,13 @@ class KnowledgeBase:
     # --- tenants ------------------------------------------------------------------------
     async def namespace(self, slug: str) -> tuple[str, bool]:
         """(the tenant's namespace, whether its policy allows global docs); cached briefly."""
-        hit = self._namespaces.get(slug)
-        if hit and hit[0] > time.monotonic():
-            return hit[1], hit[2]
+        return await self._namespaces.get(slug, lambda: self._load_namespace(slug))
+
+    async def _load_namespace(self, slug: str) -> tuple[str, bool]:
         async with self.db.connection() as conn:
             row = await queries.get_tenant_kb(conn, slug=slug)
         if row is None:
             raise NotFound(f"unknown tenant '{slug}'")
-        self._namespaces[slug] = (time.monotonic() + 30, row["rag_index_namespace"], row["allow_global_docs"])
         return row["rag_index_namespace"], row["allow_global_docs"]
 
     async def ensure_shared_tenant(self) -> str:

@@ -8,7 +8,6 @@ from the registry and returns a `TenantStripe`, whose every call sends that acco
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -28,6 +27,7 @@ from ..errors import (
 )
 from ..logging import get_logger
 from ..settings import Settings
+from ..ttlcache import Cached
 
 log = get_logger(__name__)
 
@@ -48,7 +48,7 @@ class StripeGateway:
         self.settings, self.db = settings, db
         self._client: stripe.StripeClient | None = None
         self._http: stripe.HTTPXClient | None = None
-        self._accounts: dict[str, tuple[float, TenantAccount | None]] = {}
+        self._accounts: Cached[str, TenantAccount | None] = Cached(settings.cache_seconds)
 
     @property
     def configured(self) -> bool:
@@ -73,7 +73,7 @@ class StripeGateway:
         self._client = self._http = None
 
     async def account(self, slug: str) -> TenantAccount:
-        """The registry row (cached for stripe_cache_seconds); unknown/suspended tenants refused."""
+        """The registry row (cached for SUPPORT_MCP_CACHE_SECONDS); unknown/suspended tenants refused."""
         acct = await self.registry(slug)
         if acct is None:
             raise NotFound(f"unknown tenant '{slug}'")
@@ -84,17 +84,13 @@ class StripeGateway:
     async def registry(self, slug: str) -> TenantAccount | None:
         """The tenant's registry facts, or None for an unknown tenant (cached)."""
         validate_slug(slug)
-        now = time.monotonic()
-        hit = self._accounts.get(slug)
-        if hit is None or hit[0] < now:
-            async with self.db.connection() as conn:
-                row = await queries.get_tenant_stripe(conn, slug=slug)
-            acct = None if row is None else TenantAccount(slug, row["id"], row["status"], row["stripe_account_id"],
-                                                          row["stripe_webhook_secret"])
-            if len(self._accounts) > 10_000:
-                self._accounts.clear()
-            hit = self._accounts[slug] = (now + self.settings.stripe_cache_seconds, acct)
-        return hit[1]
+        return await self._accounts.get(slug, lambda: self._load(slug))
+
+    async def _load(self, slug: str) -> TenantAccount | None:
+        async with self.db.connection() as conn:
+            row = await queries.get_tenant_stripe(conn, slug=slug)
+        return None if row is None else TenantAccount(slug, row["id"], row["status"], row["stripe_account_id"],
+                                                      row["stripe_webhook_secret"])
 
     async def for_tenant(self, slug: str) -> TenantStripe:
         """The tenant's connected account. The caller must already be authorized for `slug`."""
