@@ -306,7 +306,7 @@ async def scratch_settings(database_url: str | None, prefix: str = "sm_bench",
                 await admin.close()
         elif (tmp / "pg").exists():
             import pgserver
-            from pgserver._commands import pg_ctl
+            from pgserver import pg_ctl
 
             srv = pgserver.get_server(tmp / "pg")
             # immediate: the data is discarded, so skip the shutdown checkpoint

@@ -43,7 +43,7 @@ class Cluster:
     """A throwaway PostgreSQL cluster on 127.0.0.1:port (TCP only)."""
 
     def __init__(self, root: Path) -> None:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver._commands import POSTGRES_BIN_PATH  # no public name for it
 
         self.bin, self.root, self.port = POSTGRES_BIN_PATH, root, free_port()
         self.data, self.log = root / "data", root / "postgres.log"

@@ -103,6 +103,8 @@ class App:
                 if self.owns_db:
                     await self.db.start()
                 await self.audit.start()
+                if self.metrics is not None:
+                    await self.metrics.learn_names()
             self._users += 1
         try:
             yield self

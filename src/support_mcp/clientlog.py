@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from . import sdk_internals
 from .logging import get_logger, mask_pii_processor
 
 log = get_logger(__name__)
@@ -99,5 +100,4 @@ def register(server: Any) -> None:
     """Declare the `logging` capability (the SDK declares it when the handler exists)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_DEPRECATED, category=MCPDeprecationWarning)
-        server._lowlevel_server.add_request_handler(  # noqa: SLF001  # MCPServer has no public hook
-            "logging/setLevel", SetLevelRequestParams, set_level)
+        sdk_internals.add_request_handler(server, "logging/setLevel", SetLevelRequestParams, set_level)

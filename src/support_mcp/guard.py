@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_REQUEST, CallToolResult, TextContent
 from pydantic import ValidationError
 
+from . import sdk_internals
 from .access import Principal
 from .app import App
 from .audit import AuditRecord
@@ -166,9 +167,8 @@ class Guard:
         return f"resource:{template}", {"uri": uri}, values.get("slug"), READ_SCOPE, "read"
 
     def _template_of(self, uri: str) -> tuple[str, dict[str, Any]]:
-        manager = self.server._resource_manager if self.server else None  # noqa: SLF001
-        if manager is not None:
-            for template in manager.list_templates():
+        if self.server is not None:
+            for template in sdk_internals.resource_templates(self.server):
                 try:
                     values = template.matches(uri)
                 except Exception:  # noqa: BLE001 - a URI the SDK's security policy rejects
@@ -186,7 +186,7 @@ class Guard:
             what = name if kind != "read" or name in TOOLS else "reading resources and prompts"
             raise NotPermitted(f"{what} needs the '{scope}' scope, which this client's key does not have")
     def _validate(self, name: str, arguments: Any) -> None:
-        tool = self.server._tool_manager.get_tool(name) if self.server else None  # noqa: SLF001
+        tool = sdk_internals.registered_tool(self.server, name) if self.server else None
         if tool is None:
             return  # the SDK answers unknown tools itself
         model = tool.fn_metadata.arg_model

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -60,14 +60,17 @@ class Metrics:
         self.kb_up: float | None = None  # None: the engine has not been started by any call yet
         self.registry.register(_Gauges(self))
         ProcessCollector(registry=self.registry)
-        self._known: frozenset[str] | None = None
-        self.names: Callable[[], Iterable[str]] = lambda: ()  # set by build_server: the names it serves
+        self._known: frozenset[str] = frozenset()
+        self.names: Callable[[], Awaitable[Iterable[str]]] | None = None  # set by build_server: the names it serves
+
+    async def learn_names(self) -> None:
+        """Read the names the server serves (the app's lifespan calls this once the server runs)."""
+        if self.names is not None:
+            self._known = frozenset(await self.names())
 
     # --- counting -------------------------------------------------------------------------
     def label(self, name: str) -> str:
         """A request name as a label: only names this server serves (bounded cardinality)."""
-        if self._known is None:
-            self._known = frozenset(self.names())
         return name if name in self._known else OTHER
 
     def call(self, name: str, outcome: str, seconds: float, tenant: str | None) -> None:

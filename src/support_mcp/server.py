@@ -117,10 +117,10 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
 
 def _serve_metrics(server: SupportServer, metrics: Metrics) -> None:
     """GET /metrics (SUPPORT_MCP_METRICS=on), and the names a request label may take."""
-    def names() -> list[str]:
-        tools = [t.name for t in server._tool_manager.list_tools()]  # noqa: SLF001
-        templates = [f"resource:{t.name}" for t in server._resource_manager.list_templates()]  # noqa: SLF001
-        prompts = [f"prompt:{p.name}" for p in server._prompt_manager.list_prompts()]  # noqa: SLF001
+    async def names() -> list[str]:
+        tools = [t.name for t in await server.list_tools()]
+        templates = [f"resource:{t.name}" for t in await server.list_resource_templates()]
+        prompts = [f"prompt:{p.name}" for p in await server.list_prompts()]
         return [*tools, *templates, *prompts, "resource:unknown", "resources/templates/list"]
 
     metrics.names = names

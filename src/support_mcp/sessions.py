@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import sdk_internals
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -44,8 +45,6 @@ def _too_many(limit: int, what: str, hint: str) -> Response:
 
 def cap_streamable_sessions(manager: StreamableHTTPSessionManager, per_key: int, idle_seconds: float) -> None:
     """Wrap the manager's stateful handler: refuse a new session for a key at its maximum."""
-    inner: Handler = manager._handle_stateful_request  # noqa: SLF001 - the SDK's admission point
-    admit = manager._admit_session  # noqa: SLF001
     # Opens between our check and the SDK registering the session, per key: counted and reserved
     # without an await in between, so concurrent opens cannot overshoot.
     opening: Counter[str] = Counter()
@@ -54,8 +53,7 @@ def cap_streamable_sessions(manager: StreamableHTTPSessionManager, per_key: int,
             f"({idle_seconds:g} s without requests)")
 
     def open_sessions(key: str) -> int:
-        owners = manager._session_owners.values()  # noqa: SLF001
-        return sum(1 for owner in owners if owner.get("client_id") == key)
+        return sum(1 for owner in sdk_internals.session_owners(manager) if owner.get("client_id") == key)
 
     def release() -> None:
         held = reservation.get()
@@ -65,32 +63,37 @@ def cap_streamable_sessions(manager: StreamableHTTPSessionManager, per_key: int,
             if opening[key] <= 0:
                 del opening[key]
 
-    def admit_and_release(requestor: Any) -> Any:
-        try:
-            return admit(requestor)  # registered now (or refused by the per-process cap)
-        finally:
-            release()
+    def wrap_admit(admit: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def admit_and_release(requestor: Any) -> Any:
+            try:
+                return admit(requestor)  # registered now (or refused by the per-process cap)
+            finally:
+                release()
 
-    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-        key = _key_of(scope)
-        headers = dict(scope.get("headers") or [])
-        if key is None or MCP_SESSION_ID_HEADER.lower().encode() in headers:
-            await inner(scope, receive, send)  # an existing session (or no key): nothing to count
-            return
-        if open_sessions(key) + opening[key] >= per_key:
-            log.warning("session_refused", key_id=key, limit=per_key, reason="per_key_limit")
-            await _too_many(per_key, "sessions", hint)(scope, receive, send)
-            return
-        opening[key] += 1
-        token = reservation.set([key])
-        try:
-            await inner(scope, receive, send)
-        finally:
-            release()  # if the SDK never got to admitting it
-            reservation.reset(token)
+        return admit_and_release
 
-    manager._handle_stateful_request = handle  # type: ignore[method-assign]  # noqa: SLF001
-    manager._admit_session = admit_and_release  # type: ignore[method-assign]  # noqa: SLF001
+    def wrap_handle(inner: Handler) -> Handler:
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            key = _key_of(scope)
+            headers = dict(scope.get("headers") or [])
+            if key is None or MCP_SESSION_ID_HEADER.lower().encode() in headers:
+                await inner(scope, receive, send)  # an existing session (or no key): nothing to count
+                return
+            if open_sessions(key) + opening[key] >= per_key:
+                log.warning("session_refused", key_id=key, limit=per_key, reason="per_key_limit")
+                await _too_many(per_key, "sessions", hint)(scope, receive, send)
+                return
+            opening[key] += 1
+            token = reservation.set([key])
+            try:
+                await inner(scope, receive, send)
+            finally:
+                release()  # if the SDK never got to admitting it
+                reservation.reset(token)
+
+        return handle
+
+    sdk_internals.wrap_session_admission(manager, wrap_handle, wrap_admit)
 
 
 class _CapStreams:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import annotated_types
 from pydantic import create_model
 
+from .. import sdk_internals
 from ..errors import InvalidInput, RateLimited
 
 
@@ -23,7 +24,7 @@ def check_document_size(title: str, text: str, max_chars: int) -> None:
 def bound_ingest_schema(server: Any, max_chars: int) -> None:
     """Make ingest_document's `text` limit the configured one, in the advertised input schema
     and in the argument model that validates calls."""
-    tool = server._tool_manager.get_tool("ingest_document")  # noqa: SLF001
+    tool = sdk_internals.registered_tool(server, "ingest_document")
     if tool is None:
         return
     model = tool.fn_metadata.arg_model
