@@ -227,7 +227,7 @@ async def test_running_server_prunes_periodically(db: Database, connect) -> None
     s = db.settings.model_copy(update={"audit_retention_days": 30, "audit_prune_interval_seconds": 3600})
     server = build_server(s, Principal.operator(None, True), db=db)
     async with mcp.Client(server):
-        for _ in range(300):  # the first prune runs with the writer's first round; poll for it
+        for _ in range(1200):  # the first prune runs with the writer's first round; poll for it (60 s: a hang guard)
             if [r["tool"] for r in await rows_of(db, who)] == ["recent"]:
                 break
             await asyncio.sleep(0.05)

@@ -30,7 +30,7 @@ async def _backend_alive(db: Database, pid: int) -> bool:
 
 
 async def _wait_gone(db: Database, pid: int) -> None:
-    for _ in range(200):  # bounded: the server ends a terminated backend within milliseconds
+    for _ in range(3000):  # a hang guard (60 s): the server ends a terminated backend within milliseconds
         if not await _backend_alive(db, pid):
             return
         await asyncio.sleep(0.02)

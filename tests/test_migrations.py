@@ -83,7 +83,15 @@ async def test_migration_waits_briefly_for_locks_then_retries(db: Database, make
         task = asyncio.create_task(
             migrations.migrate_tenant(db, slug, extra, lock_timeout_ms=20, retries=100)
         )
-        await asyncio.sleep(0.3)
+        async def tried() -> None:  # the migration's ALTER reached the server (waiting, or timed out)
+            while True:
+                async with db.admin_scope() as conn:
+                    if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                                           "AND query LIKE 'ALTER TABLE tickets ADD COLUMN locked_note%'"):
+                        return
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(tried(), 60)  # a hang guard only
         assert not task.done()  # backing off, not blocking the lock queue
     assert await task == [904]
 

@@ -74,7 +74,7 @@ async def test_sse_streams_capped_per_key(server_env, make_tenant, make_key, tmp
         # the first stream closed: room again once the server has seen the disconnect (it notices
         # asynchronously, so poll with a bounded number of tries instead of asserting at once)
         async with httpx.AsyncClient(timeout=10) as http:
-            for _ in range(200):
+            for _ in range(int(DEADLINE / 0.05)):
                 async with http.stream("GET", url, headers=headers) as again:
                     status = again.status_code
                 if status == 200:

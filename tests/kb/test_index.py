@@ -85,7 +85,7 @@ def _worker_pid(root: Path) -> int:
     return int((root / "worker.pid").read_text().strip() or 0)
 
 
-async def _wait_dead(pid: int, timeout: float = 10.0) -> None:
+async def _wait_dead(pid: int, timeout: float = 60.0) -> None:  # a hang guard, not a speed limit
     deadline = time.monotonic() + timeout
     while _alive(pid):
         assert time.monotonic() < deadline, f"worker {pid} still alive"
@@ -280,7 +280,8 @@ async def test_edge_upsert_does_not_block_event_loop(root):
     ]
     gc.collect()  # the 20k points just built would otherwise cost a full GC pass mid-measurement
 
-    async def max_stall(work) -> float:
+    async def max_stall(work) -> tuple[float, float]:
+        """(the longest the event loop went without running, how long `work` took)."""
         stalls, done = [0.0], asyncio.Event()
 
         async def ticker() -> None:
@@ -292,16 +293,27 @@ async def test_edge_upsert_does_not_block_event_loop(root):
                 last = now
 
         tick = asyncio.create_task(ticker())
+        started = time.perf_counter()
         await work
+        took = time.perf_counter() - started
         done.set()
         await tick
-        return max(stalls)
+        return max(stalls), took
 
-    idle = await max_stall(asyncio.sleep(1.0))  # what a busy CI machine costs with no work at all
-    busy = await max_stall(idx.upsert("big", points))
+    def python_for(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    idle, _ = await max_stall(asyncio.sleep(0.5))  # what the machine costs with no work at all
+    busy, took = await max_stall(idx.upsert("big", points))
     assert await idx.count("big") == 20_000
-    # 20 ms on a quiet machine (in-process, the engine stalls a 25k upsert ~750 ms)
-    assert busy < 0.020 + idle, f"event loop stalled {busy * 1000:.1f} ms (idle: {idle * 1000:.1f} ms)"
+    # The baseline, measured now on the same machine: a thread running plain Python for as long
+    # shares the GIL with the event loop the way the upsert's client side does (the engine stalled
+    # the loop ~750 ms for a 25k upsert when it ran in-process).
+    shared, _ = await max_stall(asyncio.to_thread(python_for, min(took, 2.0)))
+    assert busy < 3 * shared + idle, (f"event loop stalled {busy * 1000:.1f} ms (a Python thread: "
+                                      f"{shared * 1000:.1f} ms, idle: {idle * 1000:.1f} ms)")
     await idx.close()
 
 

@@ -185,7 +185,7 @@ async def test_a_later_delivery_sweeps_earlier_failures(hooks, db, stripe_tenant
         assert (await post(t.slug, ev, t.secret)).status_code == 500
         other = make_event("customer.created", t.acct.customer(), account=t.account_id)
         assert (await post(t.slug, other, t.secret)).status_code == 200  # sweeps in the background
-    for _ in range(50):
+    for _ in range(600):  # a hang guard (60 s): the background sweep usually takes milliseconds
         if await _count(db, t.slug, "SELECT count(*) FROM stripe_events WHERE processed_at IS NULL") == 0:
             break
         await asyncio.sleep(0.1)
