@@ -48,3 +48,19 @@ def test_wheel_contains_sql_tools_and_resources(tmp_path: Path) -> None:
     assert {"support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer.json",
             "support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer_config.json",
             "support_mcp/kb/model_files/bm25/english.txt"} <= names
+
+
+def test_pre_1_0_dependencies_are_bounded() -> None:
+    """A 0.x package may break its API in a minor release: each has an upper bound or an exact pin."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    unbounded = []
+    for dep in map(Requirement, deps):
+        if version(dep.name).startswith("0.") and not any(s.operator in ("<", "<=", "==", "~=")
+                                                          for s in dep.specifier):
+            unbounded.append(str(dep))
+    assert not unbounded, f"bound these 0.x dependencies: {unbounded}"
