@@ -2,7 +2,8 @@
 -- inside a tenant scope (the tenant role cannot read this table).
 
 -- name: list-tenants()
-SELECT id, slug, name, status, stripe_account_id, rag_index_namespace, created_at, updated_at
+SELECT id, slug, name, status, stripe_account_id, rag_index_namespace, created_at, updated_at,
+       branding, policies, stripe_webhook_secret IS NOT NULL AS has_webhook_secret
 FROM public.tenants
 ORDER BY slug;
 

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..db import Database
 from ..kb.evaluation import MODES, evaluate, load_dataset
 from ..kb.service import KnowledgeBase
-from .common import is_tty, run_with_db
+from .common import fail, is_tty, os_error, run_with_db, usage
 
 app = typer.Typer(help="Evaluate retrieval quality.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -35,7 +35,7 @@ def retrieval(
     output: Path | None = typer.Option(None, "--out", help="Also write the metrics as JSON here."),
 ) -> None:
     """Ingest the corpus into a scratch tenant and print nDCG@10, Recall@10 and MRR@10 per mode."""
-    data = load_dataset(dataset, split)
+    data = usage(load_dataset, dataset, split)
     modes = MODES if mode is Mode.all else (mode.value,)
 
     async def go(db: Database) -> dict[str, dict[str, float]]:
@@ -60,6 +60,9 @@ def retrieval(
     for m, r in results.items():
         typer.echo(f"| {m} | {r['nDCG@10']:.4f} | {r['Recall@10']:.4f} | {r['MRR@10']:.4f} |")
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps({"dataset": str(dataset), "documents": len(data.corpus),
-                                      "queries": len(data.qrels), "results": results}, indent=2))
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps({"dataset": str(dataset), "documents": len(data.corpus),
+                                          "queries": len(data.qrels), "results": results}, indent=2))
+        except OSError as exc:
+            raise fail(f"--out: {os_error(exc)}") from None

@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import keys
 from ..access import SCOPES
 from ..db import Database
-from .common import run_with_db
+from .common import run_with_db, usage
 
 app = typer.Typer(help="API keys: which tenants and scopes a client gets.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -29,11 +29,11 @@ def create(
         "when its client cannot show confirmation dialogs (the model could then confirm by itself)."),
 ) -> None:
     """Create a key. The plaintext key is printed once, as the last line of stdout."""
+    lifetime = usage(keys.parse_duration, expires) if expires else None
 
     async def go(db: Database) -> keys.CreatedKey:
         return await keys.create_key(db, name, tenants=tenant or [], all_tenants=all_tenants,
-                                     scopes=scope or ["read"],
-                                     expires_in=keys.parse_duration(expires) if expires else None,
+                                     scopes=scope or ["read"], expires_in=lifetime,
                                      allow_confirm_argument=allow_confirm_argument)
 
     created = run_with_db(go)

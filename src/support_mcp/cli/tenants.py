@@ -14,7 +14,7 @@ from .. import backup, tenancy
 from ..db import Database, queries, validate_slug
 from ..errors import NotFound
 from ..kb.service import KnowledgeBase
-from .common import fail, run_with_db
+from .common import fail, run_with_db, text_arg
 
 app = typer.Typer(help="Manage tenants (one schema, role and namespace each).", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -33,8 +33,7 @@ def create(
     policies: str | None = typer.Option(None, "--policies", help="Support policies text (or @file)."),
 ) -> None:
     """Create a tenant: schema, role, latest template and registry row in one transaction."""
-    if policies and policies.startswith("@"):
-        policies = Path(policies[1:]).read_text("utf-8")
+    policies = text_arg(policies, "--policies")
 
     async def go(db: Database) -> tenancy.TenantInfo:
         return await tenancy.create_tenant(

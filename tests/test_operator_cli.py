@@ -1,0 +1,101 @@
+"""The operator's day (issue 15): one-line errors on every option that reads a file, a date or a
+duration; listings that match `show`; analytics that charge a tenant only its own callers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from support_mcp import reports
+from support_mcp.cli import app
+from support_mcp.settings import Settings
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORT_MCP_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
+    if settings.database_url is not None:
+        monkeypatch.setenv("SUPPORT_MCP_DATABASE_URL", settings.database_url.get_secret_value())
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"{args}: uncaught {result.exception!r}") from result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def one_line_error(code: int, out: str, err: str, *needles: str, exit_code: int = 2) -> None:
+    assert code == exit_code, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_bad_policies_file_is_one_line(cli_env, unique_slug, tmp_path: Path) -> None:
+    slug = unique_slug("pf")
+    missing = tmp_path / "missing.txt"
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{missing}"),
+                   "--policies", "No such file")
+    binary = tmp_path / "binary"
+    binary.write_bytes(bytes(range(256)))
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{binary}"), "not a UTF-8 text")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"policy\x00text")
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{nul}"), "not a UTF-8 text")
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{tmp_path}"), "--policies")
+    assert run("tenants", "show", slug)[0] == 1  # nothing was created
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-13-45", "7 days", "1y"])
+@pytest.mark.parametrize("command", [["audit"], ["analytics"]])
+def test_bad_since_is_one_line(cli_env, command: list[str], since: str) -> None:
+    one_line_error(*run(*command, "--since", since), "--since", "duration")
+
+
+@pytest.mark.parametrize("since", ["1h", "7d", "2026-11-30", "2026-11-30T08:00:00+01:00"])
+def test_good_since_is_accepted(cli_env, since: str) -> None:
+    code, out, err = run("audit", "--since", since, "--json")
+    assert code == 0, err
+    assert isinstance(json.loads(out), list)
+
+
+def test_bad_durations_are_one_line(cli_env, tmp_path: Path) -> None:
+    one_line_error(*run("keys", "create", "--name", "k", "--all-tenants", "--expires", "forever"), "30m")
+    one_line_error(*run("episodes", "create", "--fixture", str(tmp_path / "f.json"), "--ttl", "soon"), "30m")
+
+
+def test_tenants_list_json_matches_show(cli_env, unique_slug, tmp_path: Path) -> None:
+    slug = unique_slug("lj")
+    policies = tmp_path / "policies.md"
+    policies.write_text("Refunds within 30 days.", "utf-8")
+    assert run("tenants", "create", slug, "--name", "List Co", "--policies", f"@{policies}",
+               "--webhook-secret", "whsec_list")[0] == 0
+    listed = {t["slug"]: t for t in json.loads(run("tenants", "list", "--json")[1])}[slug]
+    shown = json.loads(run("tenants", "show", slug)[1])
+    assert listed == shown
+    assert listed["policies"] == "Refunds within 30 days." and listed["has_webhook_secret"] is True
+    assert listed["branding"] == {}
+
+
+async def test_analytics_does_not_charge_refused_calls_to_the_named_tenant(connect_key, db, make_tenant,
+                                                                          make_key) -> None:
+    victim, own = await make_tenant("victim"), await make_tenant("own")
+    key = await make_key(tenants=[own])
+    async with connect_key(key) as c:
+        for _ in range(3):
+            await c.err("list_tickets", tenant=victim)
+        await c.err("list_tickets", tenant=victim, limit=0)  # refused arguments, naming the victim
+        await c.err("list_tickets", tenant=own, limit=0)  # the key's own tenant: its error counts
+        await c.ok("list_tickets", tenant=own)
+    stats = {s.slug: s for s in await reports.analytics(db)}
+    assert stats[victim].calls == 0 and stats[victim].error_rate is None
+    assert stats[own].calls == 2 and stats[own].errors == 1
