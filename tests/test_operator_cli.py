@@ -99,3 +99,18 @@ async def test_analytics_does_not_charge_refused_calls_to_the_named_tenant(conne
     stats = {s.slug: s for s in await reports.analytics(db)}
     assert stats[victim].calls == 0 and stats[victim].error_rate is None
     assert stats[own].calls == 2 and stats[own].errors == 1
+
+
+def test_docs_ingest_refuses_an_empty_folder(cli_env, tmp_path: Path) -> None:
+    one_line_error(*run("docs", "ingest", str(tmp_path), "--tenant", "nobody"), "no files to ingest", ".md")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    one_line_error(*run("docs", "ingest", str(tmp_path), "--tenant", "nobody"), "1 unsupported file(s) skipped")
+
+
+def test_docs_ingest_names_skipped_files(cli_env, tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text("# Guide\n\nText.", "utf-8")
+    (tmp_path / "contract.docx").write_bytes(b"PK")
+    code, out, err = run("docs", "ingest", str(tmp_path), "--tenant", "no_such_tenant_x")
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "contract.docx" in warning[0] and "guide.md" not in warning[0], err
+    assert code == 1 and "no_such_tenant_x" in err and "Traceback" not in err  # then the unknown tenant

@@ -12,9 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..db import Database, validate_slug
 from ..errors import InvalidInput, SupportError
-from ..kb.extract import discover, load_file
+from ..kb.extract import SUFFIXES, load_file, scan
 from ..kb.service import KnowledgeBase
-from .common import fail, is_tty, run_with_db
+from .common import fail, is_tty, run_with_db, usage
 
 app = typer.Typer(help="The tenants' knowledge bases (help-center documents).", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -33,13 +33,17 @@ async def _slug(kb: KnowledgeBase, tenant: str | None, shared: bool) -> str:
 def ingest(paths: list[Path] = typer.Argument(..., help="Files and folders (.md .txt .html .pdf)."),
            tenant: str | None = TenantOpt, shared: bool = GlobalOpt) -> None:
     """Ingest documents (unchanged ones are skipped, changed ones replaced atomically)."""
+    files, skipped = usage(scan, paths)
+    if skipped:
+        names = ", ".join(str(f) for f in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        typer.echo(f"warning: skipped {len(skipped)} unsupported file(s) (supported: "
+                   f"{' '.join(sorted(SUFFIXES))}): {names}", err=True)
 
     async def go(db: Database) -> tuple[dict[str, int], list[str]]:
         kb = KnowledgeBase(db.settings, db)
         counts, errors = {"created": 0, "updated": 0, "unchanged": 0, "chunks": 0}, []
         try:
             slug = await _slug(kb, tenant, shared)
-            files = discover(paths)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           disable=not is_tty(), transient=True) as bar:
                 task = bar.add_task("ingesting", total=len(files))
