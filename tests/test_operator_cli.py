@@ -3,6 +3,7 @@ duration; listings that match `show`; analytics that charge a tenant only its ow
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{args}: uncaught {result.exception!r}") from result.exception
     return result.exit_code, result.stdout, result.stderr
+
+
+async def arun(*args: str) -> tuple[int, str, str]:
+    """The CLI from an async test (it runs its own event loop: in a thread)."""
+    return await asyncio.to_thread(run, *args)
 
 
 def one_line_error(code: int, out: str, err: str, *needles: str, exit_code: int = 2) -> None:
@@ -114,3 +120,79 @@ def test_docs_ingest_names_skipped_files(cli_env, tmp_path: Path) -> None:
     warning = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "contract.docx" in warning[0] and "guide.md" not in warning[0], err
     assert code == 1 and "no_such_tenant_x" in err and "Traceback" not in err  # then the unknown tenant
+
+
+async def _create_key(db, tenants: list[str], name: str = "rot") -> tuple[str, str]:
+    from support_mcp import keys
+
+    created = await keys.create_key(db, name, tenants=tenants, all_tenants=False, scopes=["read", "write"],
+                                    allow_confirm_argument=True)
+    return str(created.id), created.key
+
+
+async def test_keys_list_never_cuts_the_id(cli_env, db, make_tenant, monkeypatch) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from support_mcp import keys
+    from support_mcp.cli.keys import keys_table
+
+    a = await make_tenant("kl")
+    key_id, _ = await _create_key(db, [a], name="a rather long key name for a narrow terminal")
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = await arun("keys", "list")  # not a terminal
+    assert code == 0 and key_id in out
+    line = next(line for line in out.splitlines() if line.startswith(key_id))
+    assert line.split("\t")[2] == a
+    screen = StringIO()  # a terminal 80 columns wide
+    Console(file=screen, width=80, force_terminal=True, color_system=None).print(keys_table(await keys.list_keys(db)))
+    assert key_id in screen.getvalue()
+    code, out, _ = await arun("keys", "show", key_id)
+    shown = json.loads(out)
+    assert code == 0 and shown["id"] == key_id and shown["tenants"] == [a] and "key_hash" not in shown
+    one_line_error(*await arun("keys", "show", "not-a-uuid"), "uuid", exit_code=1)
+
+
+async def test_keys_rotate_keeps_grants_and_a_grace_period(cli_env, db, make_tenant) -> None:
+    from support_mcp import keys
+    from support_mcp.errors import NotPermitted
+
+    a = await make_tenant("kr")
+    key_id, old_key = await _create_key(db, [a])
+    code, out, err = await arun("keys", "rotate", key_id)
+    assert code == 0, err
+    new_key = out.strip().splitlines()[-1]
+    assert new_key.startswith("smk_") and new_key != old_key and "works until" in out
+    verifier = keys.KeyVerifier(db, ttl=0)
+    old, new = await verifier.principal(old_key), await verifier.principal(new_key)  # both work
+    assert (new.tenants, new.scopes, new.allow_confirm_argument) == (old.tenants, old.scopes, True)
+    assert new.key_id != old.key_id
+    shown = json.loads((await arun("keys", "show", key_id))[1])
+    assert shown["replaced_by"] == str(new.key_id) and shown["expires_at"] is not None
+    one_line_error(*await arun("keys", "rotate", key_id), "already rotated", exit_code=1)
+    one_line_error(*await arun("keys", "rotate", str(new.key_id), "--grace", "a while"), "30m")
+    code, out, _ = await arun("keys", "rotate", str(new.key_id), "--grace", "0m")  # the old one ends now
+    assert code == 0
+    with pytest.raises(NotPermitted):
+        await verifier.principal(new_key)
+    await verifier.principal(out.strip().splitlines()[-1])
+
+
+async def test_tenants_update(cli_env, db, make_tenant, tmp_path: Path) -> None:
+    from support_mcp import tenancy
+
+    a = await make_tenant("up", policies="old rules")
+    brand = tmp_path / "brand.json"
+    brand.write_text('{"color": "#00ff00"}', "utf-8")
+    code, out, err = await arun("tenants", "update", a, "--branding", f"@{brand}", "--name", "Up Co")
+    assert code == 0, err
+    info = await tenancy.get_tenant(db, a)
+    assert (info.name, info.branding, info.policies) == ("Up Co", {"color": "#00ff00"}, "old rules")
+    assert (await arun("tenants", "update", a, "--policies", "new rules"))[0] == 0
+    assert (await tenancy.get_tenant(db, a)).policies == "new rules"
+    one_line_error(*await arun("tenants", "update", a), "--name")
+    one_line_error(*await arun("tenants", "update", a, "--branding", "[1, 2]"), "JSON object")
+    one_line_error(*await arun("tenants", "update", a, "--branding", "{nope"), "not valid JSON")
+    one_line_error(*await arun("tenants", "update", a, "--branding", f"@{tmp_path / 'none.json'}"), "--branding")
+    one_line_error(*await arun("tenants", "update", "no_such_x", "--name", "X"), "unknown tenant", exit_code=1)

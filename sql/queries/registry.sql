@@ -58,6 +58,7 @@ SELECT rag_index_namespace, allow_global_docs FROM public.tenants WHERE slug = :
 UPDATE public.tenants SET allow_global_docs = :allowed, updated_at = now()
 WHERE slug = :slug RETURNING slug;
 
--- name: update-tenant-profile(slug, name, policies)$
-UPDATE public.tenants SET name = coalesce(:name, name), policies = coalesce(:policies, policies), updated_at = now()
+-- name: update-tenant-profile(slug, name, policies, branding)$
+UPDATE public.tenants SET name = coalesce(:name, name), policies = coalesce(:policies, policies),
+                          branding = coalesce(:branding, branding), updated_at = now()
 WHERE slug = :slug RETURNING slug;

@@ -177,13 +177,17 @@ async def get_profile(db: Database, slug: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def set_profile(db: Database, slug: str, *, name: str | None = None, policies: str | None = None) -> None:
-    """Change the tenant's name and/or policies text (None keeps the current value); as the admin."""
+async def set_profile(db: Database, slug: str, *, name: str | None = None, policies: str | None = None,
+                      branding: dict[str, Any] | None = None) -> None:
+    """Change the tenant's name, policies text and/or branding (None keeps the current value); as the
+    admin. Branding is a JSON object and replaces the old one whole."""
     validate_slug(slug)
     if name is not None and not name.strip():
         raise InvalidInput("tenant name is empty")
+    if branding is not None and not isinstance(branding, dict):
+        raise InvalidInput("branding must be a JSON object")
     async with db.admin_scope() as conn:
         if await queries.update_tenant_profile(conn, slug=slug, name=name.strip() if name else None,
-                                               policies=policies) is None:
+                                               policies=policies, branding=branding) is None:
             raise NotFound(f"unknown tenant '{slug}'")
     log.info("tenant_profile_changed", tenant=slug)
