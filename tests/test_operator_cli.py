@@ -196,3 +196,40 @@ async def test_tenants_update(cli_env, db, make_tenant, tmp_path: Path) -> None:
     one_line_error(*await arun("tenants", "update", a, "--branding", "{nope"), "not valid JSON")
     one_line_error(*await arun("tenants", "update", a, "--branding", f"@{tmp_path / 'none.json'}"), "--branding")
     one_line_error(*await arun("tenants", "update", "no_such_x", "--name", "X"), "unknown tenant", exit_code=1)
+
+
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    paths: list[list[str]] = []
+
+    def walk(command, path: list[str]) -> None:  # noqa: ANN001
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_help_is_readable_everywhere(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = _command_paths()
+    assert ["keys", "rotate"] in paths and ["tenants", "update"] in paths and ["keys", "show"] in paths
+    for path in paths:
+        code, out, err = run(*path, "--help")
+        assert code == 0, (path, err)
+        for python_type in ("<str>", "<bool>", "<int", "<list[", "<Path>", "<float>"):
+            assert python_type not in out, (path, python_type, out)
+        if "Commands" in out:  # each summary whole: a sentence, not a line cut before its end
+            listing = out[out.index("Commands"):]
+            assert not any(line.rstrip(" │").endswith(":") for line in listing.splitlines()), (path, listing)
+    assert "[default: read]" in run("keys", "create", "--help")[1]
+    assert "SLUG" in run("tenants", "create", "--help")[1] and "PATH" in run("docs", "ingest", "--help")[1]
+    assert "Run the MCP server." in run("--help")[1]
+
+
+def test_shell_completion_is_available() -> None:
+    code, out, _ = run("--show-completion", "bash")
+    assert code == 0 and "_SUPPORT_MCP_COMPLETE" in out
+    assert "--install-completion" in run("--help")[1]

@@ -24,7 +24,8 @@ def create(
     name: str = typer.Option(..., "--name", help="Who or what uses the key."),
     tenant: list[str] = typer.Option(None, "--tenant", help="Grant this tenant (repeatable)."),
     all_tenants: bool = typer.Option(False, "--all-tenants", help="Grant every tenant (platform operators)."),
-    scope: list[str] = typer.Option(None, "--scope", help=f"Grant a scope (repeatable): {', '.join(SCOPES)}."),
+    scope: list[str] = typer.Option(["read"], "--scope", show_default=True,
+                                    help=f"Grant a scope (repeatable): {', '.join(SCOPES)}."),
     expires: str | None = typer.Option(None, "--expires", help="Lifetime such as 30m, 12h, 30d, 8w."),
     allow_confirm_argument: bool = typer.Option(
         False, "--allow-confirm-argument", help="Let this key confirm destructive tools with the `confirm` argument "
