@@ -10,6 +10,13 @@ ORDER BY slug;
 -- name: list-tenant-slugs()
 SELECT slug FROM public.tenants ORDER BY slug;
 
+-- name: active-tenant-names(slugs, limit)
+-- The request path (app role): active tenants among `slugs` (NULL: every tenant), by slug.
+SELECT slug, name FROM public.tenants
+WHERE status = 'active' AND (CAST(:slugs AS text[]) IS NULL OR slug = ANY (CAST(:slugs AS text[])))
+ORDER BY slug
+LIMIT :limit;
+
 -- name: get-tenant(slug)^
 SELECT id, slug, name, schema_name, role_name, stripe_account_id, stripe_webhook_secret,
        rag_index_namespace, status, branding, policies, created_at, updated_at

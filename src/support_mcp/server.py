@@ -121,7 +121,7 @@ def _serve_metrics(server: SupportServer, metrics: Metrics) -> None:
         tools = [t.name for t in server._tool_manager.list_tools()]  # noqa: SLF001
         templates = [f"resource:{t.name}" for t in server._resource_manager.list_templates()]  # noqa: SLF001
         prompts = [f"prompt:{p.name}" for p in server._prompt_manager.list_prompts()]  # noqa: SLF001
-        return [*tools, *templates, *prompts, "resource:unknown", "resources/templates/list"]
+        return [*tools, *templates, *prompts, "resource:unknown", "resources/list", "resources/templates/list"]
 
     metrics.names = names
     server.http_middleware = ((CountAuthFailures, {"metrics": metrics}),)

@@ -124,6 +124,14 @@ async def get_tenant(db: Database, slug: str) -> TenantInfo:
     return TenantInfo.from_row(row)
 
 
+async def active_tenant_names(db: Database, slugs: frozenset[str] | None, limit: int) -> list[tuple[str, str]]:
+    """(slug, name) of the active tenants among `slugs` (None: every tenant), at most `limit`, by slug;
+    as the app role (the request path lists what a caller may read)."""
+    wanted = sorted(validate_slug(s) for s in slugs) if slugs is not None else None
+    async with db.global_scope() as conn:
+        return [(r["slug"], r["name"]) async for r in queries.active_tenant_names(conn, slugs=wanted, limit=limit)]
+
+
 async def check_servable(db: Database, slugs: list[str]) -> None:
     """`serve --tenant`: refuse at start a tenant that does not exist (or is suspended) in this database,
     naming where it looked. Reads the registry as the app role (works with only the app role's URL)."""
