@@ -233,3 +233,59 @@ def test_shell_completion_is_available() -> None:
     code, out, _ = run("--show-completion", "bash")
     assert code == 0 and "_SUPPORT_MCP_COMPLETE" in out
     assert "--install-completion" in run("--help")[1]
+
+
+_VOLATILE = [
+    (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+    (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?Z?", "<time>"),
+    (r"untrusted-[0-9a-f]{12}", "untrusted-<nonce>"),
+    (r'"(uptime_seconds|round_trip_ms)": [\d.]+', r'"\1": <n>'),
+]
+
+
+def _stable(text: str) -> str:
+    import re
+
+    for pattern, replacement in _VOLATILE:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def test_demo_is_repeatable_and_searches_the_docs(settings: Settings, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
+    if settings.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
+    else:
+        env.pop("DATABASE_URL", None)
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "support_mcp", "demo"], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(proc.stdout)
+    first, second = runs
+    search = first[first.index("→ search_docs"):]
+    assert "Refunds and duplicate charges" in search[:2000]  # answered from acme's own articles
+    assert '"number": 1002' in first  # a fresh acme: its seed ticket is 1001, the session's 1002
+    assert _stable(first) == _stable(second)
+
+
+def test_demo_resets_only_its_own_tenants() -> None:
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from support_mcp import demo
+    from support_mcp.tenancy import TenantInfo
+
+    now = datetime.now(timezone.utc)
+    name, policies = demo.DEMO_TENANTS["acme"]
+    info = TenantInfo(uuid4(), "acme", "Acme Corp", "active", None, "tenant_acme_docs", now, now,
+                      branding=demo.DEMO_MARK, policies="edited by the operator")
+    assert demo._is_demo(info)  # noqa: SLF001 - made by the demo (marked)
+    assert demo._is_demo(replace(info, branding={}, policies=policies))  # noqa: SLF001 - an older demo's
+    assert not demo._is_demo(replace(info, branding={}, name="Acme (ours)"))  # noqa: SLF001

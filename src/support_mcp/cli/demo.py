@@ -1,5 +1,5 @@
-"""`support-mcp demo`: demo tenants with data, then a scripted agent session against the real
-server over stdio (a subprocess, through the real MCP client), then a Claude Desktop snippet."""
+"""`support-mcp demo`: fresh demo tenants (support_mcp.demo), then a scripted agent session against
+the real server over stdio (a subprocess, through the real MCP client), then a Claude Desktop snippet."""
 
 from __future__ import annotations
 
@@ -13,37 +13,22 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from .. import privileges, tenancy
+from .. import demo as demo_data
+from .. import privileges
 from ..db import Database
-from ..desk import tickets
-from ..errors import Conflict
+from ..kb.service import KnowledgeBase
 from ..settings import Settings
 from .common import run_with_db, settings
 
 out = Console(soft_wrap=True, highlight=False)
 
-DEMO_TENANTS = {
-    "acme": ("Acme Corp", "Refunds within 30 days of purchase. Be friendly and concise."),
-    "globex": ("Globex Inc", "No refunds on annual plans after 14 days. Escalate outages as urgent."),
-}
-SEED = {
-    "acme": [("Login loop on mobile app", "After the update I keep getting sent back to login.", "maria@example.com")],
-    "globex": [("Invoice shows wrong VAT", "Our invoice for March has 19% VAT, we are exempt.", "ops@initech.example")],
-}
 
-
-async def ensure_demo_tenants(db: Database) -> list[str]:
-    """Create the demo tenants and a first ticket each, if missing (idempotent)."""
-    for slug, (name, policies) in DEMO_TENANTS.items():
-        try:
-            await tenancy.create_tenant(db, slug, name, policies=policies)
-        except Conflict:
-            continue
-        async with db.tenant_scope(slug) as s:
-            for subject, description, email in SEED[slug]:
-                await tickets.create(s.conn, subject=subject, description=description, customer_email=email,
-                                     customer_id=None, customer_name=None, priority="normal", tags=["demo"])
-    return list(DEMO_TENANTS)
+async def _reset(db: Database) -> list[str]:
+    kb = KnowledgeBase(db.settings, db)
+    try:
+        return await demo_data.reset_demo_tenants(db, kb)
+    finally:
+        await kb.close()
 
 
 def _show(title: str, args: dict[str, Any], result: Any) -> None:
@@ -85,6 +70,7 @@ async def _session(s: Settings) -> None:
                    content="Verified duplicate charge in the payment log.")
         await call("update_ticket", tenant="acme", ticket=f"#{t['number']}", status="pending", assignee="sam")
         await call("list_tickets", tenant="acme", limit=5)
+        await call("search_docs", tenant="acme", query="charged twice for the same order", limit=2)
         res = await c.read_resource(f"ticket://acme/{t['number']}")
         _show(f"resources/read ticket://acme/{t['number']}", {}, res.contents[0].text)
         out.print("\n[bold]Isolation: globex asks for acme's ticket by its id →[/]")
@@ -93,9 +79,12 @@ async def _session(s: Settings) -> None:
 
 
 def demo() -> None:
-    """Provision demo tenants (acme, globex), run a scripted agent session over stdio, print config."""
+    """Reset the demo tenants (acme, globex), run a scripted agent session over stdio, print config.
+
+    Repeatable: each run deletes the tenants an earlier demo made and provisions them afresh (with
+    acme's help-center articles), so it shows the same session again."""
     s = settings()
-    run_with_db(ensure_demo_tenants, s)
+    run_with_db(_reset, s)
     asyncio.run(_session(s))
     script = Path(sys.executable).with_name("support-mcp")
     command, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "support_mcp"])
