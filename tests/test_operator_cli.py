@@ -289,3 +289,54 @@ def test_demo_resets_only_its_own_tenants() -> None:
     assert demo._is_demo(info)  # noqa: SLF001 - made by the demo (marked)
     assert demo._is_demo(replace(info, branding={}, policies=policies))  # noqa: SLF001 - an older demo's
     assert not demo._is_demo(replace(info, branding={}, name="Acme (ours)"))  # noqa: SLF001
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run the CLI with stdin/stdout/stderr on a pseudo-terminal; everything it wrote, ANSI removed."""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+
+    main, side = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "support_mcp", *args], stdin=side, stdout=side, stderr=side,
+                            env=env, close_fds=True)
+    os.close(side)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=timeout)
+    os.close(main)
+    assert proc.returncode == 0, b"".join(chunks)[-2000:]
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_logs_do_not_break_the_progress_bar(settings: Settings, unique_slug, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "INFO",
+           "SUPPORT_MCP_LOG_FORMAT": "console", "COLUMNS": "80", "TERM": "xterm"}
+    if settings.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
+    slug = unique_slug("pb")
+    subprocess.run([sys.executable, "-m", "support_mcp", "tenants", "create", slug, "--name", "PB"], env=env,
+                   check=True, capture_output=True, timeout=120)
+    for i in range(3):
+        (tmp_path / f"guide_{i}.md").write_text(f"# Guide {i}\n\nHow to do thing {i}.\n", "utf-8")
+    out = _run_on_a_terminal(["docs", "ingest", str(tmp_path), "--tenant", slug], env)
+    lines = [line for line in out.replace("\r\n", "\n").split("\n")]
+    logged = [line for line in lines if "document_ingested" in line]
+    assert len(logged) == 3, out
+    for line in logged:  # each log line whole (not wrapped at the terminal width) and not torn by a redraw
+        text = line.split("\r")[-1]
+        assert "document_ingested" in text and f"tenant={slug}" in text, repr(line)
+    assert "ingested: 3 created" in out

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
 from pydantic import ValidationError
 
 from ..db import Database
@@ -114,6 +116,15 @@ def since_arg(value: str | None) -> Any:
     from ..reports import since_from
 
     return usage(since_from, value)
+
+
+def progress_bar(*columns: Any, console: Console | None = None) -> Progress:
+    """A transient progress bar for people, on stderr (stdout stays for results and pipes), shown
+    only on a terminal. While it runs, log lines (also stderr) are printed above it, whole and
+    unwrapped, instead of tearing through it."""
+    console = console or Console(stderr=True, soft_wrap=True)
+    return Progress(*columns, console=console, disable=not console.is_terminal, transient=True,
+                    redirect_stderr=True, redirect_stdout=False)
 
 
 def is_tty() -> bool:

@@ -8,13 +8,13 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from ..db import Database, validate_slug
 from ..errors import InvalidInput, SupportError
 from ..kb.extract import SUFFIXES, load_file, scan
 from ..kb.service import KnowledgeBase
-from .common import fail, is_tty, run_with_db, usage
+from .common import fail, progress_bar, run_with_db, usage
 
 app = typer.Typer(help="The tenants' knowledge bases (help-center documents).", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -44,8 +44,8 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files and folders (.md 
         counts, errors = {"created": 0, "updated": 0, "unchanged": 0, "chunks": 0}, []
         try:
             slug = await _slug(kb, tenant, shared)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          disable=not is_tty(), transient=True) as bar:
+            with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn()) as bar:
                 task = bar.add_task("ingesting", total=len(files))
                 for f in files:
                     bar.update(task, description=f"ingesting {f.name[:40]}")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from ..db import Database
 from ..kb.evaluation import MODES, evaluate, load_dataset
 from ..kb.service import KnowledgeBase
-from .common import fail, is_tty, os_error, run_with_db, usage
+from .common import fail, os_error, progress_bar, run_with_db, usage
 
 app = typer.Typer(help="Evaluate retrieval quality.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -41,8 +41,8 @@ def retrieval(
     async def go(db: Database) -> dict[str, dict[str, float]]:
         kb = KnowledgeBase(db.settings, db)
         try:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          disable=not is_tty(), transient=True) as bar:
+            with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn()) as bar:
                 tasks: dict[str, int] = {}
 
                 def tick(phase: str, done: int, total: int) -> None:
