@@ -340,3 +340,35 @@ def test_logs_do_not_break_the_progress_bar(settings: Settings, unique_slug, tmp
         text = line.split("\r")[-1]
         assert "document_ingested" in text and f"tenant={slug}" in text, repr(line)
     assert "ingested: 3 created" in out
+
+
+async def test_a_refused_call_is_logged_once(connect_key, make_tenant, make_key, capfd) -> None:
+    import mcp
+
+    from support_mcp.logging import configure_logging
+
+    mine, other = await make_tenant("lo"), await make_tenant("lx")
+    key = await make_key(tenants=[mine])
+    configure_logging("INFO", "console")
+    try:
+        async with connect_key(key) as c:
+            capfd.readouterr()
+            await c.err("list_tickets", tenant=other)  # refused by the tool's authorization
+            refused = capfd.readouterr().err
+            await c.err("list_tickets", tenant=mine, limit=0)  # refused by the guard (arguments)
+            bad_arguments = capfd.readouterr().err
+            with pytest.raises(mcp.MCPError):
+                await c.client.read_resource(f"tenant://{other}/profile")  # a refused read
+            refused_read = capfd.readouterr().err
+            await c.ok("list_tickets", tenant=mine)
+            ok = capfd.readouterr().err
+    finally:
+        configure_logging("WARNING", "console")
+
+    def lines(text: str, *needles: str) -> list[str]:
+        return [line for line in text.splitlines() if all(n in line for n in needles)]
+
+    assert len(lines(refused, other)) == 1 and "outcome=not_permitted" in refused, refused
+    assert len(lines(bad_arguments, "list_tickets")) == 1 and "outcome=invalid_input" in bad_arguments, bad_arguments
+    assert len(lines(refused_read, other)) == 1 and "outcome=not_permitted" in refused_read, refused_read
+    assert len(lines(ok, "tool_call")) == 1 and "outcome=ok" in ok, ok

@@ -26,7 +26,10 @@ from .app import App
 from .audit import AuditRecord
 from .db import SLUG_RE
 from .errors import InvalidInput, NotPermitted, SupportError
+from .logging import get_logger
 from .validation import summarize
+
+log = get_logger("support_mcp.requests")
 
 _principal: ContextVar[Principal | None] = ContextVar("support_mcp_principal", default=None)
 _call: ContextVar[dict[str, Any] | None] = ContextVar("support_mcp_call", default=None)
@@ -150,6 +153,10 @@ class Guard:
                 outcome = info.get("outcome") or ("ok" if not is_error else
                                                   ("unknown_tool" if is_tool and name not in TOOL_POLICY else "error"))
             elapsed = time.perf_counter() - started
+            if not info.get("logged"):  # a tool that ran logged its own summary line (toolkit.tool)
+                log.info("tool_call" if is_tool else "request", **({"tool": name} if is_tool else
+                         {"method": ctx.method, "name": name}), tenant=tenant if isinstance(tenant, str) else None,
+                         outcome=outcome, ms=round(elapsed * 1000, 2))
             if self.app.metrics is not None:
                 self.app.metrics.call(name, outcome, elapsed, tenant if info.get("tenant_id") is not None else None)
             self.app.audit.record(AuditRecord(

@@ -12,7 +12,9 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-NOISY_LOGGERS = ("httpx", "httpcore", "pgserver", "asyncio")
+# At WARNING at least. The MCP SDK's server logger says again, at INFO, that a tool or resource
+# failed: the guard and the tools already log one line per request.
+NOISY_LOGGERS = ("httpx", "httpcore", "pgserver", "asyncio", "mcp.server.mcpserver.server")
 _SKIP_KEYS = frozenset({"timestamp", "level", "logger"})
 _MAX_DEPTH = 20
 
