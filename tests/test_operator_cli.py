@@ -372,3 +372,14 @@ async def test_a_refused_call_is_logged_once(connect_key, make_tenant, make_key,
     assert len(lines(bad_arguments, "list_tickets")) == 1 and "outcome=invalid_input" in bad_arguments, bad_arguments
     assert len(lines(refused_read, other)) == 1 and "outcome=not_permitted" in refused_read, refused_read
     assert len(lines(ok, "tool_call")) == 1 and "outcome=ok" in ok, ok
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["tenants", "create"], "Missing argument 'SLUG'"),
+    (["tenants", "create", "x", "--name", "X", "--bogus"], "No such option: --bogus"),
+    (["tenants", "restore", "/nonexistent/backup.tar"], "does not exist"),
+    (["audit", "--limit", "0"], "--limit"),
+    (["nosuch"], "No such command"),
+])
+def test_refused_command_lines_are_one_line(args: list[str], needle: str) -> None:
+    one_line_error(*run(*args), needle, "--help")
