@@ -1,8 +1,8 @@
 """MCP resources and prompts. Each module exposes `register(server)`."""
 
-from . import knowledge, prompts, tenant
+from . import knowledge, listing, prompts, tenant
 
-MODULES = (tenant, knowledge, prompts)
+MODULES = (tenant, knowledge, prompts, listing)
 
 
 def register_all(server) -> None:  # noqa: ANN001 - MCPServer

@@ -18,7 +18,7 @@ from support_mcp.toolkit import app_of, scoped
 async def _context(ctx: Context, tenant: str, ticket: str, fence: Fence) -> tuple[dict, str, TicketDetail]:
     try:
         async with scoped(ctx, tenant) as s:
-            detail = await tickets.get(s.conn, ticket, messages_limit=200)
+            detail = await tickets.get(s.conn, ticket, messages_limit=200, newest=True)
         profile = await tenancy.get_profile(app_of(ctx).db, tenant)
     except SupportError as exc:  # a protocol error carries our message; other exceptions would not
         raise MCPError(INVALID_PARAMS, str(exc)) from None

@@ -40,7 +40,7 @@ def register(server: MCPServer) -> None:
     async def ticket(slug: str, number: str, ctx: Context) -> str:
         async with resource_scope(ctx, slug) as s:
             try:
-                detail = await tickets.get(s.conn, number, messages_limit=200)
+                detail = await tickets.get(s.conn, number, messages_limit=200, newest=True)
             except NotFound as exc:
                 raise ResourceNotFoundError(str(exc)) from None
             except SupportError as exc:

@@ -6,6 +6,7 @@ a scratch database created on that server (and dropped, with its tenant roles, a
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -23,6 +24,15 @@ from support_mcp.logging import configure_logging
 from support_mcp.settings import Settings
 
 configure_logging("WARNING", "console")
+
+# pgserver keeps its inter-process lock file under XDG_RUNTIME_DIR, and its exit handlers (which run
+# after the session's teardown) take that lock again, re-creating the file. One runtime dir for the
+# whole test process (inherited by the CLI subprocesses), removed by an exit handler registered
+# before pgserver's, so it runs after them: nothing is left behind in the temp dir.
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    _RUNTIME_DIR = tempfile.mkdtemp(prefix="support-mcp-test-run-")
+    os.environ["XDG_RUNTIME_DIR"] = _RUNTIME_DIR
+    atexit.register(shutil.rmtree, _RUNTIME_DIR, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:

@@ -84,7 +84,14 @@ def test_operators_and_precedence(expression: str, expected: str) -> None:
         ("200 * 15%", "30"),
         ("15% * 200", "30"),
         ("200 * 15 %", "30"),
-        ("200 + 10%", "200.10"),  # percent is just /100 (documented choice)
+        ("200 + 10%", "220"),  # x + p% = x * (1 + p/100), as on a calculator (documented)
+        ("200 - 10%", "180"),
+        ("19.99 * 3 - 10%", "53.973"),  # the tool description's own example
+        ("round(19.99 * 3 - 10%, 2)", "53.97"),
+        ("100 + 10% + 10%", "121"),  # each percentage applies to the running total
+        ("(200 + 10%) * 2", "440"),
+        ("200 + 10% * 2", "200.2"),  # a percentage inside a product is just p/100
+        ("5 + (3 + 4)%", "5.35"),
         ("100 / 50%", "200"),
         ("-5%", "-0.05"),
         ("(100 + 50)%", "1.5"),
@@ -98,6 +105,7 @@ def test_operators_and_precedence(expression: str, expected: str) -> None:
         ("10 % abs(-4)", "2"),
         ("15% + 10 % 3", "1.15"),
         ("10 % -3", "-2.9"),  # documented: an operator follows, so this is 10% - 3
+        ("15% - 3", "-2.85"),  # a percentage on the left stays p/100
     ],
 )
 def test_percentages_and_modulo(expression: str, expected: str) -> None:
@@ -227,6 +235,8 @@ ATTACKS = [
     ("(1", "could not parse the expression near '(1'"),
     ("1 2", "could not parse the expression near '2'"),
     ("1\x00", "could not parse the expression"),
+    ("2 @ 3", "operator '@' is not allowed"),
+    ("10 @ 100 + 5", "operator '@' is not allowed"),  # the percent marker cannot be typed
 ]
 
 

@@ -1,6 +1,6 @@
 """The CLI parses, calls one domain function and prints: no SQL, named query, connection or
 scope is opened in cli/ (the domain functions live in tenancy, keys, payments.accounts,
-offboarding, serving, migrations, demo_data, reports, ...)."""
+offboarding, serving, migrations, demo, reports, ...)."""
 
 from __future__ import annotations
 

@@ -77,6 +77,7 @@ def _json_lines(err: str) -> list[dict[str, Any]]:
         # bearer tokens and JWTs
         ("Authorization: Bearer abc.DEF-123_x~+/==", "Authorization: Bearer [token]"),
         ("authorization: bearer xyz789", "authorization: bearer [token]"),
+        ("Bearer abcdefghijklmnopqrstuvwxyz", "Bearer [token]"),  # long enough to be a credential
         ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-_x", "jwt [token]"),
         # URLs with credentials
         (
@@ -118,6 +119,8 @@ def test_mask_pii_masks(text: str, expected: str) -> None:
         "postgresql://app@localhost/db",  # no password
         "user@localhost",  # no TLD: not an email
         "bearer",
+        '"principal": "bearer API keys + OAuth"',  # the server's startup line: prose, not a token
+        "send a bearer token.",
         "",
     ],
 )

@@ -62,7 +62,9 @@ def register(server: MCPServer) -> None:
     async def calculator(
         expression: Annotated[str, Field(
             description="Arithmetic with exact decimals for money: + - * / // % ** ( ), unary minus, "
-            "percentages (200 * 15%), round(x[, n]), abs, min, max, sqrt. E.g. '19.99 * 3 - 10%'.",
+            "percentages, round(x[, n]), abs, min, max, sqrt. A percentage added or subtracted applies to what "
+            "stands before it, as on a calculator: '19.99 * 3 - 10%' = 53.973 (10% off), '200 + 15%' = 230; "
+            "elsewhere p% is p/100: '200 * 15%' = 30. 'a % b' between numbers is the remainder.",
             max_length=1000)],
     ) -> CalculatorResult:
         """Evaluate an arithmetic expression exactly (0.1 + 0.2 = 0.3). No variables or other functions."""

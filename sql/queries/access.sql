@@ -18,7 +18,7 @@ FROM public.support_mcp_key_by_prefix(:prefix);
 
 -- name: list-api-keys()
 SELECT k.id, k.name, k.prefix, k.all_tenants, k.scopes, k.expires_at, k.last_used_at, k.revoked_at,
-       k.created_at, k.allow_confirm_argument,
+       k.created_at, k.allow_confirm_argument, k.replaced_by,
        ARRAY(SELECT t.slug FROM "global".api_key_tenants g JOIN public.tenants t ON t.id = g.tenant_id
              WHERE g.key_id = k.id ORDER BY t.slug) AS tenants
 FROM "global".api_keys k
@@ -35,3 +35,28 @@ WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
 
 -- name: touch-api-keys(ids)!
 SELECT public.support_mcp_touch_keys(CAST(:ids AS uuid[]));
+
+-- name: get-api-key(id)^
+SELECT k.id, k.name, k.prefix, k.all_tenants, k.scopes, k.expires_at, k.last_used_at, k.revoked_at,
+       k.created_at, k.allow_confirm_argument, k.replaced_by,
+       ARRAY(SELECT t.slug FROM "global".api_key_tenants g JOIN public.tenants t ON t.id = g.tenant_id
+             WHERE g.key_id = k.id ORDER BY t.slug) AS tenants
+FROM "global".api_keys k
+WHERE k.id = :id;
+
+-- name: lock-api-key(id)^
+SELECT id, name, all_tenants, scopes, expires_at, revoked_at, allow_confirm_argument, replaced_by
+FROM "global".api_keys
+WHERE id = :id
+FOR UPDATE;
+
+-- name: copy-api-key-grants(from_id, to_id)!
+INSERT INTO "global".api_key_tenants (key_id, tenant_id)
+SELECT :to_id, tenant_id FROM "global".api_key_tenants WHERE key_id = :from_id;
+
+-- name: retire-api-key(id, expires_at, replaced_by)^
+-- Rotation: the old key expires at the end of the grace period (never later than it would have).
+UPDATE "global".api_keys
+SET expires_at = least(coalesce(expires_at, :expires_at), :expires_at), replaced_by = :replaced_by
+WHERE id = :id
+RETURNING expires_at;

@@ -14,14 +14,20 @@ VALUES (:tenant_id, :ticket_id, :ticket_number, :rating, :comment, :key_id)
 RETURNING id, rating, created_at;
 
 -- name: audit-stats(since)
--- Calls per tenant: those that reached the tenant (tenant_id) and those refused before it
--- (only the slug as asked is known then).
+-- Calls per tenant: those that reached the tenant (tenant_id), and those stopped before it (only
+-- the slug as asked is known then) by a key granted that tenant. A caller that may not use the
+-- tenant (another tenant's key, no key) is never charged to the tenant it named.
 SELECT t.id AS tenant_id,
        count(*) AS calls,
        count(*) FILTER (WHERE a.outcome <> 'ok') AS errors,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50_ms
 FROM "global".audit_log a
-JOIN public.tenants t ON t.id = a.tenant_id OR (a.tenant_id IS NULL AND t.slug = a.tenant_slug)
+JOIN public.tenants t ON t.id = a.tenant_id OR (
+    a.tenant_id IS NULL AND t.slug = a.tenant_slug AND EXISTS (
+        SELECT 1 FROM "global".api_keys k
+        WHERE k.id = a.key_id
+          AND (k.all_tenants OR EXISTS (SELECT 1 FROM "global".api_key_tenants g
+                                        WHERE g.key_id = k.id AND g.tenant_id = t.id))))
 WHERE CAST(:since AS timestamptz) IS NULL OR a.at >= :since
 GROUP BY t.id;
 

@@ -2,12 +2,20 @@
 -- inside a tenant scope (the tenant role cannot read this table).
 
 -- name: list-tenants()
-SELECT id, slug, name, status, stripe_account_id, rag_index_namespace, created_at, updated_at
+SELECT id, slug, name, status, stripe_account_id, rag_index_namespace, created_at, updated_at,
+       branding, policies, stripe_webhook_secret IS NOT NULL AS has_webhook_secret
 FROM public.tenants
 ORDER BY slug;
 
 -- name: list-tenant-slugs()
 SELECT slug FROM public.tenants ORDER BY slug;
+
+-- name: active-tenant-names(slugs, limit)
+-- The request path (app role): active tenants among `slugs` (NULL: every tenant), by slug.
+SELECT slug, name FROM public.tenants
+WHERE status = 'active' AND (CAST(:slugs AS text[]) IS NULL OR slug = ANY (CAST(:slugs AS text[])))
+ORDER BY slug
+LIMIT :limit;
 
 -- name: get-tenant(slug)^
 SELECT id, slug, name, schema_name, role_name, stripe_account_id, stripe_webhook_secret,
@@ -57,6 +65,7 @@ SELECT rag_index_namespace, allow_global_docs FROM public.tenants WHERE slug = :
 UPDATE public.tenants SET allow_global_docs = :allowed, updated_at = now()
 WHERE slug = :slug RETURNING slug;
 
--- name: update-tenant-profile(slug, name, policies)$
-UPDATE public.tenants SET name = coalesce(:name, name), policies = coalesce(:policies, policies), updated_at = now()
+-- name: update-tenant-profile(slug, name, policies, branding)$
+UPDATE public.tenants SET name = coalesce(:name, name), policies = coalesce(:policies, policies),
+                          branding = coalesce(:branding, branding), updated_at = now()
 WHERE slug = :slug RETURNING slug;

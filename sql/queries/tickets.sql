@@ -60,6 +60,17 @@ WHERE ticket_id = :ticket_id
 ORDER BY created_at, id
 LIMIT :limit;
 
+-- name: list-latest-messages(ticket_id, limit)
+-- The newest `limit` messages, oldest first (a thread too long to show whole).
+SELECT * FROM (
+    SELECT id, ticket_id, author_role, internal, content, created_at
+    FROM messages
+    WHERE ticket_id = :ticket_id
+    ORDER BY created_at DESC, id DESC
+    LIMIT :limit
+) newest
+ORDER BY created_at, id;
+
 -- name: count-messages(ticket_id)$
 SELECT count(*) FROM messages WHERE ticket_id = :ticket_id;
 

@@ -10,8 +10,10 @@ Supported: ``12 .5 1_000 1e3``, ``+ - * / // % **``, parentheses, unary ``-``/``
 ``//`` and ``%`` floor as in Python, and ``-2**2 == -4``. Values have 50 significant
 digits in a local ROUND_HALF_EVEN context. The global context is never touched.
 
-Percent: a ``%`` after a number or ``)`` and followed by the end, ``)`` or an operator
-divides by 100: ``15%`` = 0.15, ``200 * 15%`` = 30, ``200 + 10%`` = 200.10 (not 220).
+Percent: a ``%`` after a number or ``)`` and followed by the end, ``)`` or an operator is a
+percentage, as on a pocket calculator: added to or subtracted from what stands before it,
+``x + p%`` is ``x * (1 + p/100)`` and ``x - p%`` is ``x * (1 - p/100)`` (``200 + 10%`` = 220,
+``19.99 * 3 - 10%`` = 53.973); anywhere else it is p/100 (``15%`` = 0.15, ``200 * 15%`` = 30).
 Before a number, ``(`` or a name it is modulo: ``10 % 3`` = 1 (``10 % -3`` = 10% - 3).
 
 Limits: 1000 characters, 50 levels of parentheses, magnitudes up to 1e100, whole
@@ -93,6 +95,7 @@ _OPERATORS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
     ast.Div: lambda a, b: a / _nonzero(b), ast.Pow: _power,
     ast.FloorDiv: lambda a, b: _floor_divmod(a, b)[0], ast.Mod: lambda a, b: _floor_divmod(a, b)[1],
+    ast.MatMult: lambda a, b: a / b,  # only as "(p @ 100)", which _rewrite_percent writes for "p%"
     ast.USub: operator.neg, ast.UAdd: operator.pos,
 }
 _FUNCTIONS = {"round": _round, "abs": abs, "sqrt": _sqrt,
@@ -188,8 +191,15 @@ class _DecimalEval(SimpleEval):
             node = node.left
         value = self._eval(node)
         for binop in reversed(chain):
-            value = _bounded(self.operators[type(binop.op)](value, self._eval(binop.right)))
+            right = self._eval(binop.right)
+            if isinstance(binop.op, (ast.Add, ast.Sub)) and _is_percent(binop.right):
+                right = value * right  # x + p% = x + x*p/100 = x * (1 + p/100)
+            value = _bounded(self.operators[type(binop.op)](value, right))
         return value
+
+
+def _is_percent(node: ast.expr) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)
 
 
 _DIGITS = r"[0-9](?:_?[0-9])*"
@@ -198,7 +208,7 @@ _TOKEN = re.compile(rf"(?P<num>(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:
 
 
 def _rewrite_percent(text: str) -> str:
-    """Turn percent signs into exact literals ("15%" -> "0.15") or "(group/100)"."""
+    """Turn percent signs into "(15@100)" / "((group)@100)": p/100, marked as a percentage."""
     tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text)]
     out: list[str] = []
     opens: list[int] = []  # where each open group starts in `out` (with its function name)
@@ -207,15 +217,10 @@ def _rewrite_percent(text: str) -> str:
         if tok == "%" and prev[0] in ("num", "group"):
             nxt = next((t for t in tokens[i + 1:] if t[0] != "space"), ("op", ")"))
             if nxt[0] == "op" and nxt[1] != "(":
-                if prev[0] == "group":
-                    out[prev[1]:prev[1]] = ["("]
-                    out.append("/100)")
-                    continue
-                try:
-                    out[prev[1]] = str(Decimal(out[prev[1]]).scaleb(-2))
-                    continue
-                except decimal.InvalidOperation:
-                    pass  # not a valid number: leave it to the parser to complain
+                # "(p@100)": p/100, and a marker for "x ± p%" (see _DecimalEval._eval_binop)
+                out[prev[1]:prev[1]] = ["("]
+                out.append("@100)")
+                continue
         if tok == "(":
             opens.append(prev[1] if prev[0] == "name" else len(out))
         out.append(tok)
@@ -246,6 +251,8 @@ def evaluate(expression: str) -> Decimal:
     text = " ".join(expression.split())  # a single line, so offsets are simple
     if not text:
         raise CalculatorError("expression is empty")
+    if "@" in text:  # the percent marker is ours alone
+        raise CalculatorError("operator '@' is not allowed")
     depth = 0
     for char in text:  # checked before parsing: CPython's parser chokes on deep nesting
         depth += (char in "([{") - (char in ")]}")

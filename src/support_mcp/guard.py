@@ -3,9 +3,10 @@ data. It establishes the caller, then for tools/call, resources/read and prompts
 the scope (a tool's own; `read` for resources and prompts), read-only mode, the rate limit and
 (for tools) argument validation, and writes exactly one audit row per request, allowed or
 refused; resources/templates/list is gated the same way. Audit `tool` column: the tool name,
-`resource:<template name>` (e.g. `resource:ticket`), `prompt:<name>` (e.g. `prompt:draft_reply`)
-or `resources/templates/list`. The other listings (tools/list, resources/list, prompts/list)
-need an identified caller; tools/list shows only what the caller may use."""
+`resource:<template name>` (e.g. `resource:ticket`), `prompt:<name>` (e.g. `prompt:draft_reply`),
+`resources/list` (it lists the caller's tenants' data) or `resources/templates/list`. The other
+listings (tools/list, prompts/list) need an identified caller; tools/list shows only what the
+caller may use."""
 
 from __future__ import annotations
 
@@ -26,17 +27,21 @@ from .app import App
 from .audit import AuditRecord
 from .db import SLUG_RE
 from .errors import InvalidInput, NotPermitted, SupportError
+from .logging import get_logger
 from .registry import READ_SCOPE, TOOLS, spec_of
 from .validation import summarize
+
+log = get_logger("support_mcp.requests")
 
 _principal: ContextVar[Principal | None] = ContextVar("support_mcp_principal", default=None)
 _call: ContextVar[dict[str, Any] | None] = ContextVar("support_mcp_call", default=None)
 
 # Requests that reach tenant data: caller check, scope, rate limit and one audit row each.
 # resources/templates/list is counted with them: it is how a client discovers what to read.
-_DATA_METHODS = {"tools/call", "resources/read", "resources/templates/list", "prompts/get"}
+# resources/list too: it lists the caller's tenants' profiles and recent tickets (resources/listing.py).
+_DATA_METHODS = {"tools/call", "resources/read", "resources/list", "resources/templates/list", "prompts/get"}
 # Listings of static metadata: the caller must be identified (nothing else is spent on them).
-_LIST_METHODS = {"tools/list", "resources/list", "prompts/list"}
+_LIST_METHODS = {"tools/list", "prompts/list"}
 
 
 def current_principal() -> Principal:
@@ -139,6 +144,10 @@ class Guard:
                 outcome = info.get("outcome") or ("ok" if not is_error else
                                                   ("unknown_tool" if is_tool and name not in TOOLS else "error"))
             elapsed = time.perf_counter() - started
+            if not info.get("logged"):  # a tool that ran logged its own summary line (toolkit.tool)
+                log.info("tool_call" if is_tool else "request", **({"tool": name} if is_tool else
+                         {"method": ctx.method, "name": name}), tenant=tenant if isinstance(tenant, str) else None,
+                         outcome=outcome, ms=round(elapsed * 1000, 2))
             if self.app.metrics is not None:
                 self.app.metrics.call(name, outcome, elapsed, tenant if info.get("tenant_id") is not None else None)
             self.app.audit.record(AuditRecord(
@@ -160,7 +169,7 @@ class Guard:
             arguments = params.get("arguments") or {}
             tenant = arguments.get("tenant") if isinstance(arguments, dict) else None
             return f"prompt:{str(params.get('name', ''))[:80]}", arguments, tenant, READ_SCOPE, "read"
-        if method == "resources/templates/list":
+        if method in ("resources/templates/list", "resources/list"):
             return method, {}, None, READ_SCOPE, "read"
         uri = str(params.get("uri", ""))[:2000]
         template, values = self._template_of(uri)

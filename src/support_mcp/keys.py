@@ -82,6 +82,55 @@ async def revoke_key(db: Database, key_id: str) -> None:
             raise NotFound(f"no key with id {key_id}")
 
 
+def _key_id(key_id: str) -> UUID:
+    try:
+        return UUID(key_id.strip())
+    except ValueError:
+        raise InvalidInput("key id must be the uuid shown by `keys list`") from None
+
+
+async def get_key(db: Database, key_id: str) -> dict[str, Any]:
+    """One key's record (never the key itself)."""
+    async with db.admin_scope() as conn:
+        row = await queries.get_api_key(conn, id=_key_id(key_id))
+    if row is None:
+        raise NotFound(f"no key with id {key_id}")
+    return dict(row)
+
+
+@dataclass(frozen=True)
+class RotatedKey:
+    new: CreatedKey
+    old_id: UUID
+    old_expires_at: datetime  # the old key works until then
+
+
+async def rotate_key(db: Database, key_id: str, grace: timedelta) -> RotatedKey:
+    """A new key with the old one's name, grants, scopes, confirm flag and expiry; the old key keeps
+    working for `grace` (or until its own expiry, if sooner) and records its replacement."""
+    uid = _key_id(key_id)
+    async with db.admin_scope() as conn:
+        old = await queries.lock_api_key(conn, id=uid)
+        if old is None:
+            raise NotFound(f"no key with id {key_id}")
+        if old["revoked_at"] is not None:
+            raise InvalidInput(f"key {uid} is revoked: create a new key instead")
+        if old["replaced_by"] is not None:
+            raise InvalidInput(f"key {uid} was already rotated; rotate its replacement {old['replaced_by']}")
+        now = datetime.now(timezone.utc)
+        if old["expires_at"] is not None and old["expires_at"] <= now:
+            raise InvalidInput(f"key {uid} has expired: create a new key instead")
+        prefix = secrets.token_hex(4)
+        key = f"smk_{prefix}_{secrets.token_urlsafe(32)}"
+        row = await queries.insert_api_key(conn, name=old["name"], prefix=prefix, key_hash=_hash(key),
+                                           all_tenants=old["all_tenants"], scopes=list(old["scopes"]),
+                                           expires_at=old["expires_at"],
+                                           allow_confirm_argument=old["allow_confirm_argument"])
+        await queries.copy_api_key_grants(conn, from_id=uid, to_id=row["id"])
+        retired = await queries.retire_api_key(conn, id=uid, expires_at=now + grace, replaced_by=row["id"])
+    return RotatedKey(CreatedKey(row["id"], old["name"], key), uid, retired["expires_at"])
+
+
 class KeyVerifier:
     """Key -> Principal, cached for `ttl` seconds (a revocation takes effect within it)."""
 

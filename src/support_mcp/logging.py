@@ -12,7 +12,9 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-NOISY_LOGGERS = ("httpx", "httpcore", "pgserver", "asyncio")
+# At WARNING at least. The MCP SDK's server logger says again, at INFO, that a tool or resource
+# failed: the guard and the tools already log one line per request.
+NOISY_LOGGERS = ("httpx", "httpcore", "pgserver", "asyncio", "mcp.server.mcpserver.server")
 _SKIP_KEYS = frozenset({"timestamp", "level", "logger"})
 _MAX_DEPTH = 20
 
@@ -21,7 +23,8 @@ _MAX_DEPTH = 20
 # means "X not preceded by a word char") so the regex engine can skip ahead with a charset scan.
 # scheme://user:password@host -> password masked (postgresql://, redis://, amqp://, ...)
 _URL_PASSWORD = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
+# "Bearer <token68>" (RFC 6750); a trailing "." is prose. Only a token-like word is masked (see _bearer_sub).
+_BEARER = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]*[A-Za-z0-9\-_~+/]=*)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _STRIPE_SECRET = re.compile(r"\b(?:(?:sk|rk)_(?:live|test)|whsec)_[A-Za-z0-9]+")
 _SUPPORT_MCP_KEY = re.compile(r"\bsmk_[A-Za-z0-9_-]+")  # our own API keys
@@ -80,6 +83,15 @@ def _card_sub(m: re.Match[str]) -> str:
     return "".join(out)
 
 
+def _bearer_sub(m: re.Match[str]) -> str:
+    """Mask what looks like a credential: a digit or token punctuation in it, or 20+ characters. An
+    ordinary word after "bearer" ("bearer API keys", "bearer tokens") is prose and stays."""
+    token = m.group(2)
+    if len(token) >= 20 or not token.isalpha():
+        return f"{m.group(1)}[token]"
+    return m.group()
+
+
 def _phone_sub(m: re.Match[str]) -> str:
     n = sum(ch.isdigit() for ch in m.group())
     return "[phone]" if 8 <= n <= 15 else m.group()
@@ -91,7 +103,7 @@ def mask_pii(text: str) -> str:
     if "://" in text:
         text = _URL_PASSWORD.sub(r"\1[secret]", text)
     if "bearer" in text.lower():
-        text = _BEARER.sub(r"\1 [token]", text)
+        text = _BEARER.sub(_bearer_sub, text)
     if "eyJ" in text:
         text = _JWT.sub("[token]", text)
     if "k_live_" in text or "k_test_" in text or "whsec_" in text:

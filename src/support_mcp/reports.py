@@ -11,18 +11,24 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .db import Database, queries, validate_slug
+from .errors import InvalidInput
 from .keys import parse_duration
 
 
 def since_from(text: str | None) -> datetime | None:
-    """'1h' / '7d' ago, or an ISO timestamp."""
+    """'1h' / '7d' ago, or an ISO date or timestamp (UTC unless it names a zone); InvalidInput otherwise."""
     if not text:
         return None
     try:
         return datetime.now(timezone.utc) - parse_duration(text)
-    except Exception:  # noqa: BLE001 - fall through to ISO parsing
-        stamp = datetime.fromisoformat(text)
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    except InvalidInput:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"--since {text[:40]!r}: give a duration (30m, 12h, 7d, 2w) or an ISO date or time "
+                           "(2026-11-30, 2026-11-30T08:00)") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
 
 
 async def audit_rows(db: Database, *, tenant: str | None, since: datetime | None, limit: int) -> list[dict[str, Any]]:

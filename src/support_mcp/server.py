@@ -121,7 +121,7 @@ def _serve_metrics(server: SupportServer, metrics: Metrics) -> None:
         tools = [t.name for t in await server.list_tools()]
         templates = [f"resource:{t.name}" for t in await server.list_resource_templates()]
         prompts = [f"prompt:{p.name}" for p in await server.list_prompts()]
-        return [*tools, *templates, *prompts, "resource:unknown", "resources/templates/list"]
+        return [*tools, *templates, *prompts, "resource:unknown", "resources/list", "resources/templates/list"]
 
     metrics.names = names
     server.http_middleware = ((CountAuthFailures, {"metrics": metrics}),)

@@ -129,6 +129,14 @@ async def get_tenant(db: Database, slug: str) -> TenantInfo:
     return TenantInfo.from_row(row)
 
 
+async def active_tenant_names(db: Database, slugs: frozenset[str] | None, limit: int) -> list[tuple[str, str]]:
+    """(slug, name) of the active tenants among `slugs` (None: every tenant), at most `limit`, by slug;
+    as the app role (the request path lists what a caller may read)."""
+    wanted = sorted(validate_slug(s) for s in slugs) if slugs is not None else None
+    async with db.global_scope() as conn:
+        return [(r["slug"], r["name"]) async for r in queries.active_tenant_names(conn, slugs=wanted, limit=limit)]
+
+
 async def check_servable(db: Database, slugs: list[str]) -> None:
     """`serve --tenant`: refuse at start a tenant that does not exist (or is suspended) in this database,
     naming where it looked. Reads the registry as the app role (works with only the app role's URL)."""
@@ -189,13 +197,17 @@ async def get_profile(db: Database, slug: str) -> dict[str, Any]:
     return dict(row)
 
 
-async def set_profile(db: Database, slug: str, *, name: str | None = None, policies: str | None = None) -> None:
-    """Change the tenant's name and/or policies text (None keeps the current value); as the admin."""
+async def set_profile(db: Database, slug: str, *, name: str | None = None, policies: str | None = None,
+                      branding: dict[str, Any] | None = None) -> None:
+    """Change the tenant's name, policies text and/or branding (None keeps the current value); as the
+    admin. Branding is a JSON object and replaces the old one whole."""
     validate_slug(slug)
     if name is not None and not name.strip():
         raise InvalidInput("tenant name is empty")
+    if branding is not None and not isinstance(branding, dict):
+        raise InvalidInput("branding must be a JSON object")
     async with db.admin_scope() as conn:
         if await queries.update_tenant_profile(conn, slug=slug, name=name.strip() if name else None,
-                                               policies=policies) is None:
+                                               policies=policies, branding=branding) is None:
             raise NotFound(f"unknown tenant '{slug}'")
     log.info("tenant_profile_changed", tenant=slug)

@@ -134,7 +134,7 @@ def tool(server: MCPServer, kind: Kind, *, title: str | None = None, scope: str 
                 log.exception("tool_crashed")
                 raise ToolError(f"internal error in {name} (reference {ref}); the server log has details") from None
             finally:
-                note_call(outcome=outcome)
+                note_call(outcome=outcome, logged=True)  # the guard logs no second line for it
                 ms = round((time.perf_counter() - started) * 1000, 2)
                 log.info("tool_call", outcome=outcome, ms=ms)
                 unbind_context("tool", "tenant", "call")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +38,91 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+# Help shows what a value is (SLUG, ID, DURATION), not its Python type (`<str>`, `<list[str]>`).
+METAVARS = {
+    "slug": "SLUG", "key_id": "ID", "document_id": "ID", "episode_id": "ID", "paths": "PATH", "archive": "FILE",
+    "tenant": "SLUG", "as_slug": "SLUG", "name": "TEXT", "since": "WHEN", "expires": "DURATION",
+    "ttl": "DURATION", "grace": "DURATION", "scope": "SCOPE", "stripe_account": "ACCOUNT", "account": "ACCOUNT",
+    "webhook_secret": "SECRET", "policies": "TEXT|@FILE", "output": "FILE", "dataset": "DIR", "role": "ROLE",
+    "host": "HOST", "port": "PORT", "days": "DAYS", "limit": "N", "max_attempts": "N", "split": "NAME",
+}
+
+
+def _readable(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""  # a flag takes no value: nothing to show
+        elif param.metavar is None:
+            desc = getattr(param, "type_descriptor", None)
+            if desc is not None and desc.is_choice:
+                param.metavar = "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+            else:
+                param.metavar = METAVARS.get(param.name or "", (param.name or "value").upper())
+        if getattr(param, "param_type_name", "") == "argument":
+            param.display_type_rich = lambda ctx: None  # its metavar already names it
+    return params
+
+
+def readable_help(command: Any) -> None:
+    """Readable help for `command` and its subcommands: a metavar naming what each value is (SLUG,
+    ID, DURATION) instead of its Python type, none for flags. Applied when help lists a command's
+    parameters, so the help and completion options typer adds later are covered too."""
+    params_of = command.get_params
+    command.get_params = lambda ctx: _readable(params_of(ctx))
+    _readable(command.params)  # usage lines and error messages name them the same way
+    for sub in getattr(command, "commands", {}).values():
+        if not sub.short_help and sub.help:
+            sub.short_help = summary(sub.help)
+        readable_help(sub)
+
+
+def summary(help_text: str, width: int = 110) -> str:
+    """A command's one-line summary for the command lists: its first paragraph if short, else its
+    first sentence (the lists otherwise show the first line of the first paragraph, cut mid-sentence)."""
+    first = " ".join(inspect.cleandoc(help_text).split("\n\n")[0].split())
+    if len(first) <= width and not first.endswith(":"):  # ":" introduces what the summary leaves out
+        return first
+    for stop in (". ", ": "):
+        if stop in first:
+            return first[:first.index(stop)] + "."
+    return first
+
+
 class _Group(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        readable_help(self)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """As click's, but a command line click refuses (a missing argument, an unknown option, a
+        value out of range) is one line on stderr, like every other error, with exit code 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except Exception as exc:  # click's ClickException (typer vendors click privately)
+            if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+                raise
+            message = " ".join(exc.format_message().split())
+            if message:  # (none when the help was shown instead: a group called without a command)
+                where = getattr(getattr(exc, "ctx", None), "command_path", None)
+                hint = f" (see `{where} --help`)" if where else ""
+                typer.secho(f"error: {message}{hint}", fg=typer.colors.RED, err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.secho("error: aborted", fg=typer.colors.RED, err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 app = typer.Typer(
     name="support-mcp",
     help="Multi-tenant customer-support MCP server.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     cls=_Group,
 )

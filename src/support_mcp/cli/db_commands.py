@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from .. import migrations, privileges, tenancy
 from ..db import Database
 from ..errors import SupportError
-from .common import fail, is_tty, run_with_db, settings
+from .common import fail, is_tty, progress_bar, run_with_db, settings
 
 db_app = typer.Typer(help="Database roles and privileges.", no_args_is_help=True)
 
@@ -53,10 +53,7 @@ def migrate() -> None:
     async def go(db: Database) -> migrations.MigrateReport:
         if not is_tty():
             return await migrations.migrate_all(db)
-        with Progress(
-            TextColumn("migrating tenants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
+        with progress_bar(TextColumn("migrating tenants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             task = bar.add_task("migrate", total=None)
 
             def tick(_slug: str) -> None:

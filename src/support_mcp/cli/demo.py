@@ -1,5 +1,5 @@
-"""`support-mcp demo`: demo tenants with data, then a scripted agent session against the real
-server over stdio (a subprocess, through the real MCP client), then a Claude Desktop snippet."""
+"""`support-mcp demo`: fresh demo tenants (support_mcp.demo), then a scripted agent session against
+the real server over stdio (a subprocess, through the real MCP client), then a Claude Desktop snippet."""
 
 from __future__ import annotations
 
@@ -13,12 +13,23 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from .. import demo as demo_data
 from .. import privileges
-from ..demo_data import ensure_demo_tenants
+from ..db import Database
+from ..kb.service import KnowledgeBase
 from ..settings import Settings
 from .common import run_with_db, settings
 
 out = Console(soft_wrap=True, highlight=False)
+
+
+async def _reset(db: Database) -> list[str]:
+    kb = KnowledgeBase(db.settings, db)
+    try:
+        return await demo_data.reset_demo_tenants(db, kb)
+    finally:
+        await kb.close()
+
 
 def _show(title: str, args: dict[str, Any], result: Any) -> None:
     out.print(f"\n[bold cyan]→ {title}[/] {json.dumps(args, ensure_ascii=False) if args else ''}")
@@ -59,6 +70,7 @@ async def _session(s: Settings) -> None:
                    content="Verified duplicate charge in the payment log.")
         await call("update_ticket", tenant="acme", ticket=f"#{t['number']}", status="pending", assignee="sam")
         await call("list_tickets", tenant="acme", limit=5)
+        await call("search_docs", tenant="acme", query="charged twice for the same order", limit=2)
         res = await c.read_resource(f"ticket://acme/{t['number']}")
         _show(f"resources/read ticket://acme/{t['number']}", {}, res.contents[0].text)
         out.print("\n[bold]Isolation: globex asks for acme's ticket by its id →[/]")
@@ -67,9 +79,12 @@ async def _session(s: Settings) -> None:
 
 
 def demo() -> None:
-    """Provision demo tenants (acme, globex), run a scripted agent session over stdio, print config."""
+    """Reset the demo tenants (acme, globex), run a scripted agent session over stdio, print config.
+
+    Repeatable: each run deletes the tenants an earlier demo made and provisions them afresh (with
+    acme's help-center articles), so it shows the same session again."""
     s = settings()
-    run_with_db(ensure_demo_tenants, s)
+    run_with_db(_reset, s)
     asyncio.run(_session(s))
     script = Path(sys.executable).with_name("support-mcp")
     command, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "support_mcp"])

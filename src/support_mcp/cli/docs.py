@@ -8,13 +8,13 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from ..db import Database, validate_slug
 from ..errors import InvalidInput, SupportError
-from ..kb.extract import discover, load_file
+from ..kb.extract import SUFFIXES, load_file, scan
 from ..kb.service import KnowledgeBase
-from .common import fail, is_tty, run_with_db
+from .common import fail, progress_bar, run_with_db, usage
 
 app = typer.Typer(help="The tenants' knowledge bases (help-center documents).", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -33,15 +33,19 @@ async def _slug(kb: KnowledgeBase, tenant: str | None, shared: bool) -> str:
 def ingest(paths: list[Path] = typer.Argument(..., help="Files and folders (.md .txt .html .pdf)."),
            tenant: str | None = TenantOpt, shared: bool = GlobalOpt) -> None:
     """Ingest documents (unchanged ones are skipped, changed ones replaced atomically)."""
+    files, skipped = usage(scan, paths)
+    if skipped:
+        names = ", ".join(str(f) for f in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        typer.echo(f"warning: skipped {len(skipped)} unsupported file(s) (supported: "
+                   f"{' '.join(sorted(SUFFIXES))}): {names}", err=True)
 
     async def go(db: Database) -> tuple[dict[str, int], list[str]]:
         kb = KnowledgeBase(db.settings, db)
         counts, errors = {"created": 0, "updated": 0, "unchanged": 0, "chunks": 0}, []
         try:
             slug = await _slug(kb, tenant, shared)
-            files = discover(paths)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          disable=not is_tty(), transient=True) as bar:
+            with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn()) as bar:
                 task = bar.add_task("ingesting", total=len(files))
                 for f in files:
                     bar.update(task, description=f"ingesting {f.name[:40]}")

@@ -14,7 +14,7 @@ from .. import keys
 from ..db import Database
 from ..episodes import service
 from ..kb.service import KnowledgeBase
-from .common import run_with_db
+from .common import run_with_db, usage
 
 app = typer.Typer(help="Evaluation episodes: a seeded tenant and its own API key per run.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -31,9 +31,9 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create an episode: a tenant seeded from FILE and a key for that tenant only (printed once)."""
+    lifetime = usage(keys.parse_duration, ttl)
 
     async def go(db: Database) -> dict[str, Any]:
-        lifetime = keys.parse_duration(ttl)
         kb = KnowledgeBase(db.settings, db)
         try:
             return await service.create(db, kb, fixture, lifetime)

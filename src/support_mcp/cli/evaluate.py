@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from ..db import Database
 from ..kb.evaluation import MODES, evaluate, load_dataset
 from ..kb.service import KnowledgeBase
-from .common import is_tty, run_with_db
+from .common import fail, os_error, progress_bar, run_with_db, usage
 
 app = typer.Typer(help="Evaluate retrieval quality.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -35,14 +35,14 @@ def retrieval(
     output: Path | None = typer.Option(None, "--out", help="Also write the metrics as JSON here."),
 ) -> None:
     """Ingest the corpus into a scratch tenant and print nDCG@10, Recall@10 and MRR@10 per mode."""
-    data = load_dataset(dataset, split)
+    data = usage(load_dataset, dataset, split)
     modes = MODES if mode is Mode.all else (mode.value,)
 
     async def go(db: Database) -> dict[str, dict[str, float]]:
         kb = KnowledgeBase(db.settings, db)
         try:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          disable=not is_tty(), transient=True) as bar:
+            with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn()) as bar:
                 tasks: dict[str, int] = {}
 
                 def tick(phase: str, done: int, total: int) -> None:
@@ -60,6 +60,9 @@ def retrieval(
     for m, r in results.items():
         typer.echo(f"| {m} | {r['nDCG@10']:.4f} | {r['Recall@10']:.4f} | {r['MRR@10']:.4f} |")
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps({"dataset": str(dataset), "documents": len(data.corpus),
-                                      "queries": len(data.qrels), "results": results}, indent=2))
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps({"dataset": str(dataset), "documents": len(data.corpus),
+                                          "queries": len(data.qrels), "results": results}, indent=2))
+        except OSError as exc:
+            raise fail(f"--out: {os_error(exc)}") from None

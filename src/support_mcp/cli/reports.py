@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import audit_retention, reports
 from ..db import Database
-from .common import run_with_db, settings
+from .common import run_with_db, settings, since_arg
 
 out = Console(soft_wrap=True)
 
@@ -57,9 +57,10 @@ def audit(
     deletes rows past retention."""
     if ctx.invoked_subcommand is not None:
         return
+    start = since_arg(since)
 
     async def go(db: Database) -> list[dict]:
-        return await reports.audit_rows(db, tenant=tenant, since=reports.since_from(since), limit=limit)
+        return await reports.audit_rows(db, tenant=tenant, since=start, limit=limit)
 
     rows = run_with_db(go)
     if as_json:
@@ -77,9 +78,10 @@ def analytics(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Per-tenant ticket counts by status, tool calls, error rate, p50 latency and ratings."""
+    start = since_arg(since)
 
     async def go(db: Database) -> list[reports.TenantStats]:
-        return await reports.analytics(db, since=reports.since_from(since),
+        return await reports.analytics(db, since=start,
                                        concurrency=db.settings.migrate_concurrency)
 
     rows = run_with_db(go)

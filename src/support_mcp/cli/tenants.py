@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .. import backup, offboarding, tenancy
 from ..db import Database
-from .common import fail, run_with_db
+from .common import fail, json_object_arg, run_with_db, text_arg
 
 app = typer.Typer(help="Manage tenants (one schema, role and namespace each).", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -31,8 +31,7 @@ def create(
     policies: str | None = typer.Option(None, "--policies", help="Support policies text (or @file)."),
 ) -> None:
     """Create a tenant: schema, role, latest template and registry row in one transaction."""
-    if policies and policies.startswith("@"):
-        policies = Path(policies[1:]).read_text("utf-8")
+    policies = text_arg(policies, "--policies")
 
     async def go(db: Database) -> tenancy.TenantInfo:
         return await tenancy.create_tenant(
@@ -42,6 +41,25 @@ def create(
 
     info = run_with_db(go)
     typer.echo(f"created tenant '{info.slug}' ({info.name}), id {info.id}")
+
+
+@app.command("update")
+def update(
+    slug: str = typer.Argument(..., metavar="SLUG", help="The tenant."),
+    name: str | None = typer.Option(None, "--name", help="New display name."),
+    policies: str | None = typer.Option(None, "--policies", metavar="TEXT|@FILE",
+                                        help="New support policies: the text, or @FILE (UTF-8)."),
+    branding: str | None = typer.Option(None, "--branding", metavar="JSON|@FILE",
+                                        help="New branding: a JSON object, or @FILE.json (replaces the old one)."),
+) -> None:
+    """Change a tenant's name, policies or branding (what is not given stays)."""
+    if name is None and policies is None and branding is None:
+        raise fail("give --name, --policies and/or --branding", 2)
+    text = text_arg(policies, "--policies")
+    brand = json_object_arg(branding, "--branding")
+    run_with_db(lambda db: tenancy.set_profile(db, slug, name=name, policies=text, branding=brand))
+    changed = [what for what, value in (("name", name), ("policies", text), ("branding", brand)) if value is not None]
+    typer.echo(f"updated '{slug}': {', '.join(changed)}")
 
 
 @app.command("list")

@@ -40,10 +40,13 @@ def ticket_markdown(t: TicketDetail, fence: Fence | None = None) -> str:
         "",
         f"## Thread ({t.messages_total} message(s), oldest first)",
     ]
+    omitted = t.messages_total - len(t.messages)
+    if omitted > 0 and not t.messages_next_cursor:  # the newest messages are shown
+        lines += ["", f"({omitted} older message(s) omitted; the newest {len(t.messages)} follow)"]
     for m in t.messages:
         note = " (internal note)" if m.internal else ""
         lines += ["", f"### {m.author_role}{note}, {m.created_at:%Y-%m-%d %H:%M} UTC",
                   fence.block(m.content, f"{m.author_role} message")]
-    if t.messages_next_cursor:
-        lines += ["", f"(thread truncated: {t.messages_total - len(t.messages)} older message(s) not shown)"]
+    if t.messages_next_cursor:  # a first page: what is missing is newer
+        lines += ["", f"(thread truncated: {omitted} newer message(s) not shown)"]
     return "\n".join(lines)

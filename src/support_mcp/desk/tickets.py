@@ -52,16 +52,24 @@ async def create(conn: asyncpg.Connection, *, subject: str, description: str, cu
 
 
 async def get(conn: asyncpg.Connection, ref: str, *, messages_cursor: str | None = None,
-              messages_limit: int = 50) -> TicketDetail:
+              messages_limit: int = 50, newest: bool = False) -> TicketDetail:
+    """The ticket with one page of its thread, oldest first. `newest`: the last `messages_limit`
+    messages instead of the first (for a reader that sees one page only: resources, prompts); the
+    older ones left out are `messages_total - len(messages)`, and there is no cursor."""
     uid, number = ticket_ref(ref)
     row = await queries.get_ticket_detail(conn, id=uid, number=number)
     if row is None:
         raise NotFound(f"ticket {ref.strip()[:50]} not found")
-    after_created, after_id = decode_cursor(messages_cursor)
-    msgs = [Message(**dict(r)) async for r in queries.list_messages(
-        conn, ticket_id=row["id"], after_created=after_created, after_id=after_id, limit=messages_limit + 1)]
-    more = len(msgs) > messages_limit
-    msgs = msgs[:messages_limit]
+    if newest:
+        msgs = [Message(**dict(r)) async for r in queries.list_latest_messages(
+            conn, ticket_id=row["id"], limit=messages_limit)]
+        more = False
+    else:
+        after_created, after_id = decode_cursor(messages_cursor)
+        msgs = [Message(**dict(r)) async for r in queries.list_messages(
+            conn, ticket_id=row["id"], after_created=after_created, after_id=after_id, limit=messages_limit + 1)]
+        more = len(msgs) > messages_limit
+        msgs = msgs[:messages_limit]
     data = dict(row)
     cust = Customer(id=data["customer_id"], **{k[2:]: data.pop(k) for k in list(data) if k.startswith("c_")})
     return TicketDetail(

@@ -28,15 +28,29 @@ def supported(path: Path) -> bool:
 
 def discover(paths: list[Path]) -> list[Path]:
     """Files to ingest: given files as they are, folders recursively (supported types only)."""
+    return scan(paths)[0]
+
+
+def scan(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, unsupported files skipped inside folders). Given files are taken as they are
+    (an unsupported one fails on its own, by name); InvalidInput if a path is missing or nothing
+    is left to ingest."""
     found: list[Path] = []
+    skipped: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and supported(f))
+            files = sorted(f for f in p.rglob("*") if f.is_file())
+            found += [f for f in files if supported(f)]
+            skipped += [f for f in files if not supported(f)]
         elif p.is_file():
             found.append(p)
         else:
             raise InvalidInput(f"{p} does not exist")
-    return found
+    if not found:
+        kinds = " ".join(sorted(SUFFIXES))
+        extra = f" ({len(skipped)} unsupported file(s) skipped)" if skipped else ""
+        raise InvalidInput(f"no files to ingest in {', '.join(str(p) for p in paths)}{extra}: supported are {kinds}")
+    return found, skipped
 
 
 def _decode(data: bytes, path: Path) -> str:

@@ -1,0 +1,385 @@
+"""The operator's day (issue 15): one-line errors on every option that reads a file, a date or a
+duration; listings that match `show`; analytics that charge a tenant only its own callers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from support_mcp import reports
+from support_mcp.cli import app
+from support_mcp.settings import Settings
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORT_MCP_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
+    if settings.database_url is not None:
+        monkeypatch.setenv("SUPPORT_MCP_DATABASE_URL", settings.database_url.get_secret_value())
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"{args}: uncaught {result.exception!r}") from result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def arun(*args: str) -> tuple[int, str, str]:
+    """The CLI from an async test (it runs its own event loop: in a thread)."""
+    return await asyncio.to_thread(run, *args)
+
+
+def one_line_error(code: int, out: str, err: str, *needles: str, exit_code: int = 2) -> None:
+    assert code == exit_code, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in out + err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_bad_policies_file_is_one_line(cli_env, unique_slug, tmp_path: Path) -> None:
+    slug = unique_slug("pf")
+    missing = tmp_path / "missing.txt"
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{missing}"),
+                   "--policies", "No such file")
+    binary = tmp_path / "binary"
+    binary.write_bytes(bytes(range(256)))
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{binary}"), "not a UTF-8 text")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"policy\x00text")
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{nul}"), "not a UTF-8 text")
+    one_line_error(*run("tenants", "create", slug, "--name", "T", "--policies", f"@{tmp_path}"), "--policies")
+    assert run("tenants", "show", slug)[0] == 1  # nothing was created
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-13-45", "7 days", "1y"])
+@pytest.mark.parametrize("command", [["audit"], ["analytics"]])
+def test_bad_since_is_one_line(cli_env, command: list[str], since: str) -> None:
+    one_line_error(*run(*command, "--since", since), "--since", "duration")
+
+
+@pytest.mark.parametrize("since", ["1h", "7d", "2026-11-30", "2026-11-30T08:00:00+01:00"])
+def test_good_since_is_accepted(cli_env, since: str) -> None:
+    code, out, err = run("audit", "--since", since, "--json")
+    assert code == 0, err
+    assert isinstance(json.loads(out), list)
+
+
+def test_bad_durations_are_one_line(cli_env, tmp_path: Path) -> None:
+    one_line_error(*run("keys", "create", "--name", "k", "--all-tenants", "--expires", "forever"), "30m")
+    one_line_error(*run("episodes", "create", "--fixture", str(tmp_path / "f.json"), "--ttl", "soon"), "30m")
+
+
+def test_tenants_list_json_matches_show(cli_env, unique_slug, tmp_path: Path) -> None:
+    slug = unique_slug("lj")
+    policies = tmp_path / "policies.md"
+    policies.write_text("Refunds within 30 days.", "utf-8")
+    assert run("tenants", "create", slug, "--name", "List Co", "--policies", f"@{policies}",
+               "--webhook-secret", "whsec_list")[0] == 0
+    listed = {t["slug"]: t for t in json.loads(run("tenants", "list", "--json")[1])}[slug]
+    shown = json.loads(run("tenants", "show", slug)[1])
+    assert listed == shown
+    assert listed["policies"] == "Refunds within 30 days." and listed["has_webhook_secret"] is True
+    assert listed["branding"] == {}
+
+
+async def test_analytics_does_not_charge_refused_calls_to_the_named_tenant(connect_key, db, make_tenant,
+                                                                          make_key) -> None:
+    victim, own = await make_tenant("victim"), await make_tenant("own")
+    key = await make_key(tenants=[own])
+    async with connect_key(key) as c:
+        for _ in range(3):
+            await c.err("list_tickets", tenant=victim)
+        await c.err("list_tickets", tenant=victim, limit=0)  # refused arguments, naming the victim
+        await c.err("list_tickets", tenant=own, limit=0)  # the key's own tenant: its error counts
+        await c.ok("list_tickets", tenant=own)
+    stats = {s.slug: s for s in await reports.analytics(db)}
+    assert stats[victim].calls == 0 and stats[victim].error_rate is None
+    assert stats[own].calls == 2 and stats[own].errors == 1
+
+
+def test_docs_ingest_refuses_an_empty_folder(cli_env, tmp_path: Path) -> None:
+    one_line_error(*run("docs", "ingest", str(tmp_path), "--tenant", "nobody"), "no files to ingest", ".md")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    one_line_error(*run("docs", "ingest", str(tmp_path), "--tenant", "nobody"), "1 unsupported file(s) skipped")
+
+
+def test_docs_ingest_names_skipped_files(cli_env, tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text("# Guide\n\nText.", "utf-8")
+    (tmp_path / "contract.docx").write_bytes(b"PK")
+    code, out, err = run("docs", "ingest", str(tmp_path), "--tenant", "no_such_tenant_x")
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "contract.docx" in warning[0] and "guide.md" not in warning[0], err
+    assert code == 1 and "no_such_tenant_x" in err and "Traceback" not in err  # then the unknown tenant
+
+
+async def _create_key(db, tenants: list[str], name: str = "rot") -> tuple[str, str]:
+    from support_mcp import keys
+
+    created = await keys.create_key(db, name, tenants=tenants, all_tenants=False, scopes=["read", "write"],
+                                    allow_confirm_argument=True)
+    return str(created.id), created.key
+
+
+async def test_keys_list_never_cuts_the_id(cli_env, db, make_tenant, monkeypatch) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from support_mcp import keys
+    from support_mcp.cli.keys import keys_table
+
+    a = await make_tenant("kl")
+    key_id, _ = await _create_key(db, [a], name="a rather long key name for a narrow terminal")
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = await arun("keys", "list")  # not a terminal
+    assert code == 0 and key_id in out
+    line = next(line for line in out.splitlines() if line.startswith(key_id))
+    assert line.split("\t")[2] == a
+    screen = StringIO()  # a terminal 80 columns wide
+    Console(file=screen, width=80, force_terminal=True, color_system=None).print(keys_table(await keys.list_keys(db)))
+    assert key_id in screen.getvalue()
+    code, out, _ = await arun("keys", "show", key_id)
+    shown = json.loads(out)
+    assert code == 0 and shown["id"] == key_id and shown["tenants"] == [a] and "key_hash" not in shown
+    one_line_error(*await arun("keys", "show", "not-a-uuid"), "uuid", exit_code=1)
+
+
+async def test_keys_rotate_keeps_grants_and_a_grace_period(cli_env, db, make_tenant) -> None:
+    from support_mcp import keys
+    from support_mcp.errors import NotPermitted
+
+    a = await make_tenant("kr")
+    key_id, old_key = await _create_key(db, [a])
+    code, out, err = await arun("keys", "rotate", key_id)
+    assert code == 0, err
+    new_key = out.strip().splitlines()[-1]
+    assert new_key.startswith("smk_") and new_key != old_key and "works until" in out
+    verifier = keys.KeyVerifier(db, ttl=0)
+    old, new = await verifier.principal(old_key), await verifier.principal(new_key)  # both work
+    assert (new.tenants, new.scopes, new.allow_confirm_argument) == (old.tenants, old.scopes, True)
+    assert new.key_id != old.key_id
+    shown = json.loads((await arun("keys", "show", key_id))[1])
+    assert shown["replaced_by"] == str(new.key_id) and shown["expires_at"] is not None
+    one_line_error(*await arun("keys", "rotate", key_id), "already rotated", exit_code=1)
+    one_line_error(*await arun("keys", "rotate", str(new.key_id), "--grace", "a while"), "30m")
+    code, out, _ = await arun("keys", "rotate", str(new.key_id), "--grace", "0m")  # the old one ends now
+    assert code == 0
+    with pytest.raises(NotPermitted):
+        await verifier.principal(new_key)
+    await verifier.principal(out.strip().splitlines()[-1])
+
+
+async def test_tenants_update(cli_env, db, make_tenant, tmp_path: Path) -> None:
+    from support_mcp import tenancy
+
+    a = await make_tenant("up", policies="old rules")
+    brand = tmp_path / "brand.json"
+    brand.write_text('{"color": "#00ff00"}', "utf-8")
+    code, out, err = await arun("tenants", "update", a, "--branding", f"@{brand}", "--name", "Up Co")
+    assert code == 0, err
+    info = await tenancy.get_tenant(db, a)
+    assert (info.name, info.branding, info.policies) == ("Up Co", {"color": "#00ff00"}, "old rules")
+    assert (await arun("tenants", "update", a, "--policies", "new rules"))[0] == 0
+    assert (await tenancy.get_tenant(db, a)).policies == "new rules"
+    one_line_error(*await arun("tenants", "update", a), "--name")
+    one_line_error(*await arun("tenants", "update", a, "--branding", "[1, 2]"), "JSON object")
+    one_line_error(*await arun("tenants", "update", a, "--branding", "{nope"), "not valid JSON")
+    one_line_error(*await arun("tenants", "update", a, "--branding", f"@{tmp_path / 'none.json'}"), "--branding")
+    one_line_error(*await arun("tenants", "update", "no_such_x", "--name", "X"), "unknown tenant", exit_code=1)
+
+
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    paths: list[list[str]] = []
+
+    def walk(command, path: list[str]) -> None:  # noqa: ANN001
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_help_is_readable_everywhere(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = _command_paths()
+    assert ["keys", "rotate"] in paths and ["tenants", "update"] in paths and ["keys", "show"] in paths
+    for path in paths:
+        code, out, err = run(*path, "--help")
+        assert code == 0, (path, err)
+        for python_type in ("<str>", "<bool>", "<int", "<list[", "<Path>", "<float>"):
+            assert python_type not in out, (path, python_type, out)
+        if "Commands" in out:  # each summary whole: a sentence, not a line cut before its end
+            listing = out[out.index("Commands"):]
+            assert not any(line.rstrip(" │").endswith(":") for line in listing.splitlines()), (path, listing)
+    assert "[default: read]" in run("keys", "create", "--help")[1]
+    assert "SLUG" in run("tenants", "create", "--help")[1] and "PATH" in run("docs", "ingest", "--help")[1]
+    assert "Run the MCP server." in run("--help")[1]
+
+
+def test_shell_completion_is_available() -> None:
+    code, out, _ = run("--show-completion", "bash")
+    assert code == 0 and "_SUPPORT_MCP_COMPLETE" in out
+    assert "--install-completion" in run("--help")[1]
+
+
+_VOLATILE = [
+    (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+    (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?Z?", "<time>"),
+    (r"untrusted-[0-9a-f]{12}", "untrusted-<nonce>"),
+    (r'"(uptime_seconds|round_trip_ms)": [\d.]+', r'"\1": <n>'),
+]
+
+
+def _stable(text: str) -> str:
+    import re
+
+    for pattern, replacement in _VOLATILE:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def test_demo_is_repeatable_and_searches_the_docs(settings: Settings, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
+    if settings.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
+    else:
+        env.pop("DATABASE_URL", None)
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "support_mcp", "demo"], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(proc.stdout)
+    first, second = runs
+    search = first[first.index("→ search_docs"):]
+    assert "Refunds and duplicate charges" in search[:2000]  # answered from acme's own articles
+    assert '"number": 1002' in first  # a fresh acme: its seed ticket is 1001, the session's 1002
+    assert _stable(first) == _stable(second)
+
+
+def test_demo_resets_only_its_own_tenants() -> None:
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from support_mcp import demo
+    from support_mcp.tenancy import TenantInfo
+
+    now = datetime.now(timezone.utc)
+    name, policies = demo.DEMO_TENANTS["acme"]
+    info = TenantInfo(uuid4(), "acme", "Acme Corp", "active", None, "tenant_acme_docs", now, now,
+                      branding=demo.DEMO_MARK, policies="edited by the operator")
+    assert demo._is_demo(info)  # noqa: SLF001 - made by the demo (marked)
+    assert demo._is_demo(replace(info, branding={}, policies=policies))  # noqa: SLF001 - an older demo's
+    assert not demo._is_demo(replace(info, branding={}, name="Acme (ours)"))  # noqa: SLF001
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run the CLI with stdin/stdout/stderr on a pseudo-terminal; everything it wrote, ANSI removed."""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+
+    main, side = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "support_mcp", *args], stdin=side, stdout=side, stderr=side,
+                            env=env, close_fds=True)
+    os.close(side)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=timeout)
+    os.close(main)
+    assert proc.returncode == 0, b"".join(chunks)[-2000:]
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_logs_do_not_break_the_progress_bar(settings: Settings, unique_slug, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "INFO",
+           "SUPPORT_MCP_LOG_FORMAT": "console", "COLUMNS": "80", "TERM": "xterm"}
+    if settings.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
+    slug = unique_slug("pb")
+    subprocess.run([sys.executable, "-m", "support_mcp", "tenants", "create", slug, "--name", "PB"], env=env,
+                   check=True, capture_output=True, timeout=120)
+    for i in range(3):
+        (tmp_path / f"guide_{i}.md").write_text(f"# Guide {i}\n\nHow to do thing {i}.\n", "utf-8")
+    out = _run_on_a_terminal(["docs", "ingest", str(tmp_path), "--tenant", slug], env)
+    lines = [line for line in out.replace("\r\n", "\n").split("\n")]
+    logged = [line for line in lines if "document_ingested" in line]
+    assert len(logged) == 3, out
+    for line in logged:  # each log line whole (not wrapped at the terminal width) and not torn by a redraw
+        text = line.split("\r")[-1]
+        assert "document_ingested" in text and f"tenant={slug}" in text, repr(line)
+    assert "ingested: 3 created" in out
+
+
+async def test_a_refused_call_is_logged_once(connect_key, make_tenant, make_key, capfd) -> None:
+    import mcp
+
+    from support_mcp.logging import configure_logging
+
+    mine, other = await make_tenant("lo"), await make_tenant("lx")
+    key = await make_key(tenants=[mine])
+    configure_logging("INFO", "console")
+    try:
+        async with connect_key(key) as c:
+            capfd.readouterr()
+            await c.err("list_tickets", tenant=other)  # refused by the tool's authorization
+            refused = capfd.readouterr().err
+            await c.err("list_tickets", tenant=mine, limit=0)  # refused by the guard (arguments)
+            bad_arguments = capfd.readouterr().err
+            with pytest.raises(mcp.MCPError):
+                await c.client.read_resource(f"tenant://{other}/profile")  # a refused read
+            refused_read = capfd.readouterr().err
+            await c.ok("list_tickets", tenant=mine)
+            ok = capfd.readouterr().err
+    finally:
+        configure_logging("WARNING", "console")
+
+    def lines(text: str, *needles: str) -> list[str]:
+        return [line for line in text.splitlines() if all(n in line for n in needles)]
+
+    assert len(lines(refused, other)) == 1 and "outcome=not_permitted" in refused, refused
+    assert len(lines(bad_arguments, "list_tickets")) == 1 and "outcome=invalid_input" in bad_arguments, bad_arguments
+    assert len(lines(refused_read, other)) == 1 and "outcome=not_permitted" in refused_read, refused_read
+    assert len(lines(ok, "tool_call")) == 1 and "outcome=ok" in ok, ok
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["tenants", "create"], "Missing argument 'SLUG'"),
+    (["tenants", "create", "x", "--name", "X", "--bogus"], "No such option: --bogus"),
+    (["tenants", "restore", "/nonexistent/backup.tar"], "does not exist"),
+    (["audit", "--limit", "0"], "--limit"),
+    (["nosuch"], "No such command"),
+])
+def test_refused_command_lines_are_one_line(args: list[str], needle: str) -> None:
+    one_line_error(*run(*args), needle, "--help")
