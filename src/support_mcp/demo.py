@@ -8,6 +8,7 @@ from . import tenancy
 from .db import Database
 from .desk import tickets
 from .errors import Conflict, NotFound
+from .kb.ingest import NewDocument
 from .kb.service import KnowledgeBase
 from .logging import get_logger
 
@@ -61,6 +62,6 @@ async def reset_demo_tenants(db: Database, kb: KnowledgeBase) -> list[str]:
                 await tickets.create(s.conn, subject=subject, description=description, customer_email=email,
                                      customer_id=None, customer_name=None, priority="normal", tags=["demo"])
         if slug in ARTICLES:
-            await kb.ingest_many(slug, ARTICLES[slug])
+            await kb.ingest_documents(slug, [NewDocument(title, text) for title, text in ARTICLES[slug]])
     log.info("demo_tenants_ready", tenants=list(DEMO_TENANTS))
     return list(DEMO_TENANTS)
