@@ -1,6 +1,8 @@
-"""StripeDouble: a local HTTP server speaking Stripe's v1 wire format, for tests.
+"""StripeDouble: the sandbox in memory, a local HTTP server speaking Stripe's v1 wire format.
 
-The project's only Stripe fake. Drive it through the real ``stripe`` SDK::
+The project's only Stripe fake (tests and benches run against it; fault injection and request
+recording are for them). The per-episode sandbox (listener.py) shares its objects and API.
+Drive it through the real ``stripe`` SDK::
 
     with StripeDouble() as sd:
         acct = sd.add_account("acct_1")
@@ -15,9 +17,8 @@ GET /v1/{charges,customers,payment_intents,disputes,refunds}[/{id}] (lists pagin
 limit/starting_after/ending_before, filter like Stripe, honour ``expand[]``) and
 POST /v1/refunds (validation and Idempotency-Key like Stripe). Idempotent results are stored
 for 2xx answers only (Stripe also stores errors raised after execution began).
-Parts: stripe_double_objects (Account, object shapes), stripe_double_api (routing,
-endpoints), stripe_double_http (request records, faults, handler), stripe_double_webhooks
-(sign_webhook, make_event, signed_webhook).
+Parts: objects (Account, object shapes), api (routing, endpoints), wire (request records,
+faults, handler), events (sign_webhook, make_event, signed_webhook).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .stripe_double_api import ApiError, dispatch, parse_form
-from .stripe_double_http import (
+from .api import ApiError, dispatch, parse_form
+from .wire import (
     API_KEY_RE,
     FAULT_DEFAULTS,
     SERVER_ERROR,
@@ -42,8 +43,8 @@ from .stripe_double_http import (
     redact,
     take_fault,
 )
-from .stripe_double_objects import Account, new_id
-from .stripe_double_webhooks import API_VERSION, make_event, sign_webhook, signed_webhook
+from .objects import Account, new_id
+from .events import API_VERSION, make_event, sign_webhook, signed_webhook
 
 __all__ = ["Account", "ApiError", "RecordedRequest", "StripeDouble", "make_event",
            "sign_webhook", "signed_webhook"]

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .stripe_double_objects import REFUND_REASONS, Account
+from .objects import REFUND_REASONS, Account
 
 DOCS = "https://stripe.com/docs/error-codes/"
 _PATH_KINDS = {"charges": "charge", "customers": "customer", "payment_intents": "payment_intent",
