@@ -27,9 +27,10 @@ from ..db import queries
 from ..errors import InvalidInput, NotPermitted, SupportError
 from ..logging import get_logger
 from . import store
-from .api import ApiError, account_invalid, authenticate, dispatch, idempotency_mismatch, parse_form
+from .api import dispatch, parse_form
+from .apierrors import ApiError, account_invalid, authenticate, idempotency_mismatch
 from .events import API_VERSION
-from .objects import new_id
+from .ids import new_id
 from .wire import SERVER_ERROR, Headers
 
 if TYPE_CHECKING:
