@@ -21,17 +21,25 @@ from .. import keys, tenancy
 from ..db import Database, queries
 from ..errors import InvalidInput, NotFound
 from ..logging import get_logger
+from ..stripe_sandbox import store as sandbox_store
+from ..stripe_sandbox.trigger import trigger as sandbox_trigger
 from .fixtures import Fixture, apply_fixture, load_fixture
 from .state import export_state, state_hash
 
 if TYPE_CHECKING:
     from ..kb.service import KnowledgeBase
+    from ..payments.webhooks import WebhookReceiver
 
 log = get_logger(__name__)
 
 DEFAULT_TTL = timedelta(minutes=30)
 SLUG_PREFIX = "ep_"
 SCOPES = ["read", "write"]
+
+
+def scopes_for(fixture: Fixture) -> list[str]:
+    """The episode key's scopes: read and write, plus refund when the fixture has a Stripe sandbox."""
+    return SCOPES + (["refund"] if fixture.stripe is not None else [])
 
 
 def parse_id(text: str | UUID) -> UUID:
@@ -63,7 +71,7 @@ async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
                                          fixture=data, expires_at=expires_at)
         await apply_fixture(db, kb, slug, fixture)
         created = await keys.create_key(db, f"episode:{episode_id}", tenants=[slug], all_tenants=False,
-                                        scopes=SCOPES, expires_in=expires_at - datetime.now(timezone.utc))
+                                        scopes=scopes_for(fixture), expires_in=expires_at - datetime.now(timezone.utc))
         async with db.admin_scope() as conn:
             await queries.set_episode_key(conn, id=episode_id, key_id=created.id)
     except BaseException:
@@ -123,4 +131,19 @@ async def list_(db: Database) -> list[dict[str, Any]]:
         return [dict(r) async for r in queries.list_episodes(conn)]
 
 
-__all__ = ["DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "state"]
+async def trigger(db: Database, receiver: WebhookReceiver, episode_id: str | UUID, event_type: str,
+                  object_id: str | None, **options: Any) -> dict[str, Any]:
+    """Make a Stripe event happen on the episode's sandbox account and deliver it through the
+    webhook path (stripe_sandbox/trigger.py); `receiver`'s gateway must have the sandbox running."""
+    ep = await _get(db, episode_id)
+    return {"episode": str(ep["id"]), **await sandbox_trigger(db, receiver, ep["tenant"], event_type, object_id,
+                                                              **options)}
+
+
+async def reset_stripe(db: Database, episode_id: str | UUID) -> str | None:
+    """Put the episode's Stripe sandbox account back to its fixture (for `episodes reset`)."""
+    ep = await _get(db, episode_id)
+    return await sandbox_store.reset_account(db, ep["tenant"])
+
+
+__all__ = ["DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "reset_stripe", "state", "trigger"]

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .stripe_double_objects import REFUND_REASONS, Account
+from .apierrors import ApiError, no_such, unrecognized
+from .objects import REFUND_REASONS, Account
 
-DOCS = "https://stripe.com/docs/error-codes/"
 _PATH_KINDS = {"charges": "charge", "customers": "customer", "payment_intents": "payment_intent",
                "disputes": "dispute", "refunds": "refund"}
 _LIST_FILTERS = {"charge": {"customer", "payment_intent", "transfer_group"},
@@ -27,37 +27,6 @@ _REFUND_PARAMS = {"amount", "charge", "payment_intent", "reason", "metadata", "e
                   "currency", "customer", "instructions_email", "origin",
                   "refund_application_fee", "reverse_transfer"}
 _KEY_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
-
-
-class ApiError(Exception):
-    """An error answered with Stripe's JSON error shape."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type = status, message, type
-        self.code, self.param, self.headers, self.extra = code, param, headers or {}, extra
-
-    def body(self, request_id: str) -> dict[str, Any]:
-        err: dict[str, Any] = {"message": self.message, "type": self.type}
-        if self.code:
-            err["code"] = self.code
-            err["doc_url"] = DOCS + self.code.replace("_", "-")
-        if self.param:
-            err["param"] = self.param
-        err["request_log_url"] = f"https://dashboard.stripe.com/test/logs/{request_id}"
-        err.update(self.extra)
-        return {"error": err}
-
-
-def no_such(kind: str, obj_id: str, param: str = "id") -> ApiError:
-    return ApiError(404, f"No such {kind}: '{obj_id}'", code="resource_missing", param=param)
-
-
-def unrecognized(method: str, path: str) -> ApiError:
-    return ApiError(404, f"Unrecognized request URL ({method}: {path}). Please see "
-                         "https://stripe.com/docs or we can help at https://support.stripe.com/.")
 
 
 # ---------------------------------------------------------------------- form decoding
