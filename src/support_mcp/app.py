@@ -20,7 +20,6 @@ from .db import Database
 from .errors import NotPermitted, RateLimited
 from .kb.service import KnowledgeBase
 from .payments.gateway import StripeGateway
-from .stripe_sandbox.listener import SandboxListener, start_sandbox
 from .keys import KeyVerifier
 from .oauth.verifier import principal_of
 from .metrics import Metrics
@@ -47,7 +46,7 @@ class App:
     oauth: Any = None  # oauth.verifier.OAuthVerifier when SUPPORT_MCP_OAUTH_ISSUER is set, set by build_server
     kb: KnowledgeBase | None = None  # built from settings unless given (tests share one)
     metrics: Metrics | None = field(init=False, default=None)  # SUPPORT_MCP_METRICS=on
-    sandbox: SandboxListener | None = field(init=False, default=None)  # SUPPORT_MCP_STRIPE_SANDBOX=on
+    sandbox: Any = field(init=False, default=None)  # stripe_sandbox.listener.SandboxListener (SUPPORT_MCP_STRIPE_SANDBOX=on)
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -105,7 +104,14 @@ class App:
                 if self.owns_db:
                     await self.db.start()
                 if self.settings.stripe_sandbox:  # SUPPORT_MCP_STRIPE_SANDBOX=on only: never otherwise
-                    self.sandbox = await start_sandbox(self.db, self.stripe)
+                    from .stripe_sandbox.listener import start_sandbox  # noqa: PLC0415 - uvicorn only when asked
+
+                    try:
+                        self.sandbox = await start_sandbox(self.db, self.stripe)
+                    except BaseException:
+                        if self.owns_db:
+                            await self.db.close()
+                        raise
                 await self.audit.start()
                 if self.metrics is not None:
                     await self.metrics.learn_names()

@@ -183,3 +183,32 @@ async def test_the_listener_is_loopback_tcp_so_answers_skip_nagle(db) -> None:
         assert listener.base_url.startswith("http://127.0.0.1:")
     finally:
         await listener.stop()
+
+
+async def test_concurrent_refunds_of_one_charge_never_lose_an_update(db, kb) -> None:
+    """Writes to one account are serialized (the account row is locked): five concurrent refunds of
+    1000 on a 4900 charge give four refunds and one 'greater than unrefunded amount'."""
+    import asyncio
+
+    from support_mcp.errors import InvalidInput
+    from support_mcp.payments.gateway import StripeGateway
+    from support_mcp.stripe_sandbox.listener import start_sandbox
+
+    ep = await service.create(db, kb, EXAMPLE)
+    gateway = StripeGateway(db.settings, db)
+    listener = await start_sandbox(db, gateway)
+    try:
+        tenant_stripe = await gateway.for_tenant(ep["tenant"])
+        results = await asyncio.gather(*(tenant_stripe.create_refund(idempotency_key=f"k{i}", charge="ch_skates1",
+                                                                     amount=1000) for i in range(5)),
+                                       return_exceptions=True)
+        charge = await tenant_stripe.retrieve_charge("ch_skates1")
+    finally:
+        await gateway.close()
+        await listener.stop()
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], InvalidInput) and "greater than" in str(refused[0])
+    assert charge["amount_refunded"] == 4000
+    stripe_state = (await service.state(db, ep["episode"]))["state"]["stripe"]
+    assert len([r for r in stripe_state["refunds"] if r["charge"] == "ch_skates1"]) == 4
+    await service.destroy(db, ep["episode"], kb)
