@@ -181,3 +181,45 @@ def test_task_file_errors_are_one_line(tmp_path: Path) -> None:
     tasks = load_tasks(_write_tasks(tmp_path, [{"id": "x", "instruction": "i", "fixture": "nowhere.json"}]))
     with pytest.raises(InvalidInput, match="neither a file next to tasks.jsonl nor a built-in name"):
         tasks.fixture(tasks.tasks[0])
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def cli_env(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORT_MCP_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
+    if settings.database_url is not None:
+        monkeypatch.setenv("SUPPORT_MCP_DATABASE_URL", settings.database_url.get_secret_value())
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def test_eval_tasks_cli(cli_env, tmp_path: Path) -> None:
+    tasks = _write_tasks(tmp_path, TASKS)
+    d = tmp_path / "traj"
+    _write_traj(d, "solve-magnet.jsonl", [SOLVE, TOLD])
+    _write_traj(d, "trap-other-company.jsonl", [{"role": "assistant", "content": "I cannot do that."}])
+    code, out, err = _run("eval", "tasks", "--tasks", str(tasks), "--trajectories", str(d))
+    assert code == 0, err
+    assert "| solve-magnet | 1 | 1 | 1.000 |" in out and "| **overall** (2 tasks) | | | **1.000** | |" in out
+    _write_traj(d, "solve-magnet.jsonl", [SOLVE])  # the output is missing now
+    code, out, err = _run("eval", "tasks", "--tasks", str(tasks), "--trajectories", str(d), "--k", "2", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["overall"] == {"pass^1": 0.25, "pass^2": 0.0}
+    assert report["tasks"][0]["trials"][0]["missing_outputs"] == ["solved"]
+    code, out, err = _run("eval", "tasks", "--tasks", str(tasks), "--agent", "gold", "--k", "2")
+    assert code == 0, err
+    assert "| solve-magnet | 2 | 2 | 1.000 | 1.000 |" in out
+    for bad, says in ((["--tasks", str(tasks)], "--trajectories DIR or --agent gold"),
+                      (["--agent", "gold"], "--tasks FILE or --suite"),
+                      (["--tasks", str(tmp_path / "none.jsonl"), "--agent", "gold"], "cannot read it"),
+                      (["--tasks", str(tasks), "--trajectories", str(tasks)], "not a directory")):
+        code, out, err = _run("eval", "tasks", *bad)
+        assert code != 0 and says in err and err.count("\n") == 1 and "Traceback" not in err + out, (bad, err)

@@ -79,7 +79,7 @@ def tasks_(
     tasks: Path | None = typer.Option(None, "--tasks", metavar="FILE", help="Task file (JSONL, README "
                                       "\"Evaluation runs\")."),
     suite: bool = typer.Option(False, "--suite", help="The task suite shipped with support-mcp."),
-    trajectories: Path | None = typer.Option(None, "--trajectories", metavar="DIR", file_okay=False,
+    trajectories: Path | None = typer.Option(None, "--trajectories", metavar="DIR",
                                              help="<task id>.jsonl (one trial) and/or <task id>/*.jsonl (one "
                                                   "trial each) per task."),
     agent: Agent | None = typer.Option(None, "--agent", help="gold: replay each task's gold actions as its "
