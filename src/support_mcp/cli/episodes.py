@@ -13,6 +13,7 @@ from rich.table import Table
 from .. import keys
 from ..db import Database
 from ..episodes import service
+from ..episodes.tasks import BUILTIN_FIXTURES
 from ..kb.service import KnowledgeBase
 from .common import run_with_db
 
@@ -26,7 +27,8 @@ def _dump(obj: object) -> str:
 
 @app.command("create")
 def create(
-    fixture: Path = typer.Option(..., "--fixture", metavar="FILE", help="Fixture file (.json, .yaml or .yml)."),
+    fixture: Path = typer.Option(..., "--fixture", metavar="FILE",
+                                 help="Fixture file (.json, .yaml or .yml), or a built-in name: acme, suite."),
     ttl: str = typer.Option("30m", "--ttl", help="Lifetime of the episode and its key: 30m, 12h, 2d, 1w."),
     deterministic: bool = typer.Option(False, "--deterministic",
                                        help="Freeze the clock and seed ids: the same tool calls give the same "
@@ -34,6 +36,9 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create an episode: a tenant seeded from FILE and a key for that tenant only (printed once)."""
+
+    if not fixture.exists() and str(fixture) in BUILTIN_FIXTURES:
+        fixture = BUILTIN_FIXTURES[str(fixture)]
 
     async def go(db: Database) -> dict[str, Any]:
         lifetime = keys.parse_duration(ttl)

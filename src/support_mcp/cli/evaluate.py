@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def tasks_(
                                                   "trial each) per task."),
     agent: Agent | None = typer.Option(None, "--agent", help="gold: replay each task's gold actions as its "
                                        "trajectory (a consistency check: every task solvable and deterministic)."),
+    only: list[str] = typer.Option([], "--task", metavar="ID", help="Grade only this task (repeatable)."),
     k: int = typer.Option(1, "--k", min=1, max=100, help="Report pass^1..pass^k (k trials per task; missing "
                           "trials count as failed)."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Episodes replayed at once."),
@@ -102,6 +104,11 @@ def tasks_(
         task_file = load_tasks(SUITE_TASKS if suite else tasks)
     except SupportError as exc:
         raise fail(str(exc)) from None
+    if only:
+        unknown = sorted(set(only) - {t.id for t in task_file.tasks})
+        if unknown:
+            raise fail(f"no task {unknown[0][:100]!r} in {task_file.path.name}")
+        task_file = replace(task_file, tasks=[t for t in task_file.tasks if t.id in set(only)])
 
     async def go(db: Database) -> dict:
         kb = KnowledgeBase(db.settings, db)
