@@ -44,7 +44,7 @@ from support_mcp.payments import service  # noqa: E402
 from support_mcp.payments.gateway import StripeGateway  # noqa: E402
 from support_mcp.payments.webhooks import WebhookReceiver  # noqa: E402
 from support_mcp.server import build_server  # noqa: E402
-from support_mcp.testing.stripe_double import make_event, sign_webhook, signed_webhook  # noqa: E402
+from support_mcp.stripe_sandbox import make_event, sign_webhook, signed_webhook  # noqa: E402
 
 _unshadow()  # mcp_calls put this folder first again
 
@@ -63,7 +63,7 @@ now = time.perf_counter
 def serve_double(tenants: int) -> None:
     """Child process: the Stripe double with one account per tenant (a customer, TICKETS + PLAIN
     charges each); prints base URL and objects as one JSON line, serves until stdin closes."""
-    from support_mcp.testing.stripe_double import StripeDouble
+    from support_mcp.stripe_sandbox import StripeDouble
 
     with StripeDouble() as sd:
         accounts = []

@@ -38,7 +38,7 @@ STRIPE_SETTINGS = dict(stripe_api_key=STRIPE_TEST_KEY, stripe_timeout_seconds=3.
 @pytest.fixture(scope="session")
 def stripe_double():
     """The local Stripe API double (the only fake in the suite), shared by the session."""
-    from support_mcp.testing.stripe_double import StripeDouble
+    from support_mcp.stripe_sandbox import StripeDouble
 
     with StripeDouble() as sd:
         yield sd

@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from support_mcp import keys
-from support_mcp.testing.stripe_double import make_event, signed_webhook
+from support_mcp.stripe_sandbox import make_event, signed_webhook
 from test_metrics import TOKEN, value
 from test_ratelimit import _early_in_window
 from test_transports import http_server, server_env, text_of  # noqa: F401 - fixture re-export

@@ -284,7 +284,7 @@ async def test_sse(server_env, tenants, settings, tmp_path: Path) -> None:
 
 async def test_stripe_webhook_and_tools_over_http(server_env, stripe_tenant, stripe_double, settings,
                                                   tmp_path: Path) -> None:
-    from support_mcp.testing.stripe_double import make_event, signed_webhook
+    from support_mcp.stripe_sandbox import make_event, signed_webhook
 
     t = await stripe_tenant("trs")
     ch = t.acct.charge(amount=1234, customer=t.acct.customer(email="http@example.com"))

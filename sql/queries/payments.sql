@@ -2,7 +2,7 @@
 
 -- name: get-tenant-stripe(slug)^
 -- The app role cannot read the secret column: a SECURITY DEFINER function (sql/global/0005).
-SELECT id, status, stripe_account_id, stripe_webhook_secret
+SELECT id, status, stripe_account_id, stripe_webhook_secret, sandbox
 FROM public.support_mcp_tenant_stripe(:slug);
 
 -- name: count-connected-tenants()$

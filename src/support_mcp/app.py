@@ -20,6 +20,7 @@ from .db import Database
 from .errors import NotPermitted, RateLimited
 from .kb.service import KnowledgeBase
 from .payments.gateway import StripeGateway
+from .stripe_sandbox.listener import SandboxListener, start_sandbox
 from .keys import KeyVerifier
 from .oauth.verifier import principal_of
 from .metrics import Metrics
@@ -46,6 +47,7 @@ class App:
     oauth: Any = None  # oauth.verifier.OAuthVerifier when SUPPORT_MCP_OAUTH_ISSUER is set, set by build_server
     kb: KnowledgeBase | None = None  # built from settings unless given (tests share one)
     metrics: Metrics | None = field(init=False, default=None)  # SUPPORT_MCP_METRICS=on
+    sandbox: SandboxListener | None = field(init=False, default=None)  # SUPPORT_MCP_STRIPE_SANDBOX=on
     _users: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -102,6 +104,8 @@ class App:
             if self._users == 0:
                 if self.owns_db:
                     await self.db.start()
+                if self.settings.stripe_sandbox:  # SUPPORT_MCP_STRIPE_SANDBOX=on only: never otherwise
+                    self.sandbox = await start_sandbox(self.db, self.stripe)
                 await self.audit.start()
             self._users += 1
         try:
@@ -114,6 +118,9 @@ class App:
                     if self._limiter is not None:
                         await self._limiter.close()
                     await self.stripe.close()
+                    if self.sandbox is not None:
+                        await self.sandbox.stop()
+                        self.sandbox = None
                     if self.oauth is not None:
                         await self.oauth.close()
                     if self._owns_kb and self.kb is not None:

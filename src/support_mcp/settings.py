@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         "Stripe's redeliveries too: a delivery then answers 200 (`support-mcp stripe retry` still reprocesses it).",
     )
 
+    stripe_sandbox: bool = Field(
+        default=False, description="on: host the Stripe sandbox for evaluation episodes (a loopback listener "
+        "speaking Stripe's API over the sandbox accounts in the database); episode tenants whose fixture has a "
+        "`stripe` section reach it instead of Stripe, other tenants never do. Off: nothing listens, and those "
+        "episodes' payment tools answer that the sandbox is off. Needs the admin database URL.",
+    )
+    stripe_sandbox_port: int = Field(
+        default=0, ge=0, le=65535, description="The sandbox listener's port on 127.0.0.1 (0: a free one).",
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

@@ -34,7 +34,7 @@ async def _ticket_rows(db, slug: str) -> list:
 async def test_example_fixture_applies(db, kb, make_tenant) -> None:
     slug = await make_tenant("fx")
     done = await apply_fixture(db, kb, slug, load_fixture(Path(str(EXAMPLE))))
-    assert (done.customers, done.tickets, done.messages, done.documents, done.stripe_loaded) == (2, 3, 3, 2, False)
+    assert (done.customers, done.tickets, done.messages, done.documents, done.stripe_account) == (2, 3, 3, 2, None)
     profile = await tenancy.get_profile(db, slug)
     assert profile["name"] == "Acme Rockets" and profile["policies"].startswith("Refunds: full refund")
     rows = await _ticket_rows(db, slug)
@@ -63,14 +63,14 @@ async def test_yaml_fixture_loads_like_json(db, kb, make_tenant, tmp_path) -> No
                                            "internal": True})
     thread = [{"author_role": ("customer", "agent", "ai")[n % 3], "content": f"message {n}"} for n in range(12)]
     data["tickets"][2]["messages"] = thread
-    data["stripe"] = {"customers": []}  # accepted, reserved: not loaded yet
+    data["stripe"] = {"customers": []}  # an empty sandbox account
     (tmp_path / "acme.yaml").write_text(yaml.safe_dump(data), "utf-8")
     (tmp_path / "acme.json").write_text(json.dumps(data), "utf-8")
     fixture = load_fixture(tmp_path / "acme.yaml")
     assert fixture == load_fixture(tmp_path / "acme.json")
     slug = await make_tenant("fy")
     done = await apply_fixture(db, kb, slug, fixture)
-    assert done.messages == 15 and done.stripe_loaded is False
+    assert done.messages == 15 and done.stripe_account.startswith("acct_")
     rows = await _ticket_rows(db, slug)
     skates = next(t for t in rows if "skates" in t.subject)
     assert [m.author_role for m in skates.messages] == ["customer", "agent", "system"]
@@ -108,7 +108,7 @@ BAD = [
     ("bad tag", lambda d: d["tickets"][0].update(tags=["Not a tag!"]), ["tickets[0].tags: invalid tag"]),
     ("empty subject", lambda d: d["tickets"][0].update(subject="  "), ["tickets[0].subject: string should have"]),
     ("stripe not an object", lambda d: d.update(stripe=[1]),
-     ["stripe: must be an object (reserved for the per-episode Stripe sandbox (not loaded yet))"]),
+     ["stripe: input should be a valid dictionary"]),
     ("everything at once", lambda d: (d["tickets"][1].update(customer_email="elmer@example.com"),
                                       d["customers"][1].update(email="beep"), d.update(extra=1)),
      ["tickets[1].customer_email: no customer", "customers[1].email: not an email", "extra: unknown field",

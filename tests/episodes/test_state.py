@@ -125,8 +125,8 @@ async def test_export_never_contains_another_tenants_data(connect, make_tenant, 
 
 async def test_empty_tenant_exports_empty_lists(make_tenant, db) -> None:
     a = await make_tenant("em")
-    assert await export_state(db, a) == {"version": 1, "customers": [], "tickets": [], "refunds": [],
-                                          "documents": []}
+    assert await export_state(db, a) == {"version": 2, "customers": [], "tickets": [], "refunds": [],
+                                          "documents": [], "stripe": None}
 
 
 async def test_refunds_and_stripe_refs_are_in_the_state(connect, stripe_tenant, db) -> None:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from support_mcp.testing.stripe_double import make_event
+from support_mcp.stripe_sandbox import make_event
 
 
 def _cli(settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from support_mcp.testing.stripe_double import make_event, sign_webhook
+from support_mcp.stripe_sandbox import make_event, sign_webhook
 
 from .test_webhooks import _count, hooks  # noqa: F401 - fixture re-export
 

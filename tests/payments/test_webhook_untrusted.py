@@ -10,7 +10,7 @@ import pytest
 
 from support_mcp.server import build_server
 from support_mcp.testing.markdown_check import HOSTILE, MARKER, OUR_HEADINGS, check_untrusted
-from support_mcp.testing.stripe_double import make_event, signed_webhook
+from support_mcp.stripe_sandbox import make_event, signed_webhook
 from support_mcp.untrusted import reveal
 
 CASES = list(HOSTILE.items())

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from support_mcp.server import build_server
-from support_mcp.testing.stripe_double import make_event, sign_webhook, signed_webhook
+from support_mcp.stripe_sandbox import make_event, sign_webhook, signed_webhook
 
 
 @pytest.fixture

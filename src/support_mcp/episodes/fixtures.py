@@ -4,7 +4,8 @@ The field names follow the tools' argument names (see README "Fixtures (for eval
 `load_fixture` reads and validates a file; `parse_fixture` validates already-parsed data (an
 HTTP body). Every problem is reported at once, as `path: problem` parts of ONE InvalidInput
 message. `apply_fixture` writes a valid fixture into an existing tenant through the same domain
-functions the tools use; the `stripe` section is accepted (an object) but not loaded yet."""
+functions the tools use; the `stripe` section becomes the tenant's own Stripe sandbox account
+(stripe_sandbox/fixture.py: its format and checks; stripe_sandbox/store.py: where it lives)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from ..errors import InvalidInput
 from ..kb.ingest import NewDocument, ingest_documents
 from ..kb.limits import check_document_size
 from ..logging import get_logger
+from ..stripe_sandbox import store as sandbox
+from ..stripe_sandbox.fixture import StripeSection, customer_ids, section_problems
 
 if TYPE_CHECKING:
     from ..kb.service import KnowledgeBase
@@ -33,7 +36,6 @@ log = get_logger(__name__)
 MAX_FIXTURE_BYTES = 10 * 1024 * 1024  # a fixture is seed data, not a dump: refuse anything bigger
 MAX_REPORTED = 20  # problems named in one message (the rest are counted)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-STRIPE_RESERVED = "reserved for the per-episode Stripe sandbox (not loaded yet)"
 
 # the tools' limits (tools/tickets.py, tools/customers.py)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
@@ -66,6 +68,7 @@ class CustomerPart(_Strict):
     name: Annotated[Short, Field(max_length=200)]
     email: str
     phone: Annotated[str, Field(max_length=40)] | None = None
+    stripe_customer_id: Annotated[str, StringConstraints(pattern=r"^cus_[A-Za-z0-9]{1,64}$")] | None = None
 
     _check_email = field_validator("email")(_email)
 
@@ -109,7 +112,7 @@ class Fixture(_Strict):
     customers: list[CustomerPart] = Field(default_factory=list)
     tickets: list[TicketPart] = Field(default_factory=list)
     documents: list[DocumentPart] = Field(default_factory=list)
-    stripe: dict[str, Any] | None = Field(default=None, description=STRIPE_RESERVED)
+    stripe: StripeSection | None = Field(default=None, description="The episode's Stripe sandbox account's objects.")
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -203,15 +206,14 @@ def _problem(err: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "required"
-    if loc and loc[0] == "stripe":
-        return f"must be an object ({STRIPE_RESERVED})"
     msg = err["msg"].removeprefix("Value error, ")
     return msg[:1].lower() + msg[1:]
 
 
 def _cross_references(data: dict[str, Any]) -> list[str]:
     """Best effort over the raw data (so these show up next to shape errors): duplicate customer
-    emails, tickets naming a customer the fixture does not have."""
+    emails, tickets naming a customer the fixture does not have, Stripe customer ids the stripe
+    section does not define, and the stripe section's own references (section_problems)."""
     problems: list[str] = []
     known: dict[str, int] = {}
     customers = data.get("customers")
@@ -224,6 +226,17 @@ def _cross_references(data: dict[str, Any]) -> list[str]:
             problems.append(f"customers[{i}].email: duplicate of customers[{known[key]}].email")
         else:
             known[key] = i
+    stripe_ids, linked = customer_ids(data.get("stripe")), {}
+    for i, c in enumerate(customers if isinstance(customers, list) else []):
+        cus = c.get("stripe_customer_id") if isinstance(c, dict) else None
+        if not isinstance(cus, str):
+            continue
+        if cus in linked:
+            problems.append(f"customers[{i}].stripe_customer_id: duplicate of customers[{linked[cus]}].stripe_customer_id")
+        elif isinstance(data.get("stripe"), dict) and cus not in stripe_ids:
+            problems.append(f"customers[{i}].stripe_customer_id: no customer {cus!r} in stripe.customers")
+        linked.setdefault(cus, i)
+    problems += section_problems(data.get("stripe"))
     tickets = data.get("tickets")
     for i, t in enumerate(tickets if isinstance(tickets, list) else []):
         email = t.get("customer_email") if isinstance(t, dict) else None
@@ -239,13 +252,16 @@ class FixtureApplied(BaseModel):
     tickets: int
     messages: int
     documents: int
-    stripe_loaded: bool = Field(False, description=f"The stripe section is {STRIPE_RESERVED}.")
+    stripe_account: str | None = Field(None, description="The tenant's Stripe sandbox account (a stripe section).")
 
 
-async def apply_fixture(db: Database, kb: KnowledgeBase, slug: str, fixture: Fixture) -> FixtureApplied:
+async def apply_fixture(db: Database, kb: KnowledgeBase, slug: str, fixture: Fixture, *,
+                        stripe_seed: str | int | None = None, stripe_clock: Any = None) -> FixtureApplied:
     """Write a validated fixture into an existing tenant, through the tools' domain functions:
     customers, tickets and threads in ONE tenant transaction (all or nothing), then the tenant's
-    name/policies (as the admin), then every document in one knowledge-base ingest."""
+    name/policies (as the admin), then every document in one knowledge-base ingest, then the stripe
+    section as the tenant's sandbox account (stripe_sandbox.store.put_account: `stripe_seed` seeds
+    the ids it mints, `stripe_clock` (datetime or unix seconds) freezes its "now")."""
     for i, doc in enumerate(fixture.documents):  # before any write
         try:
             check_document_size(doc.title, doc.text, kb.settings.kb_max_document_chars)
@@ -254,7 +270,7 @@ async def apply_fixture(db: Database, kb: KnowledgeBase, slug: str, fixture: Fix
     messages = 0
     async with db.tenant_scope(slug) as s:
         for c in fixture.customers:
-            await customers.create(s.conn, c.name, email=c.email, phone=c.phone)
+            await customers.create(s.conn, c.name, email=c.email, phone=c.phone, stripe_customer_id=c.stripe_customer_id)
         for i, t in enumerate(fixture.tickets):
             ids = []
             ticket = await tickets.create(s.conn, subject=t.subject, description=t.description,
@@ -278,7 +294,8 @@ async def apply_fixture(db: Database, kb: KnowledgeBase, slug: str, fixture: Fix
         await tenancy.set_profile(db, slug, name=fixture.tenant.name, policies=fixture.tenant.policies)
     if fixture.documents:
         await ingest_documents(kb, slug, [NewDocument(d.title, d.text, d.source_uri) for d in fixture.documents])
+    account = None
     if fixture.stripe is not None:
-        log.info("fixture_stripe_skipped", tenant=slug, reason=STRIPE_RESERVED)
+        account = await sandbox.put_account(db, slug, fixture.stripe, seed=stripe_seed, clock=stripe_clock)
     return FixtureApplied(customers=len(fixture.customers), tickets=len(fixture.tickets), messages=messages,
-                          documents=len(fixture.documents))
+                          documents=len(fixture.documents), stripe_account=account)

@@ -46,6 +46,11 @@ def seed_of(fixture_sha256: str) -> int:
     return int(fixture_sha256[:16], 16) >> 1
 
 
+def scopes_for(fixture: Fixture) -> list[str]:
+    """The episode key's scopes: read and write, plus refund when the fixture has a Stripe sandbox."""
+    return SCOPES + (["refund"] if fixture.stripe is not None else [])
+
+
 def parse_id(text: str | UUID) -> UUID:
     """An episode id (uuid); anything else (a tenant slug, say) is refused with one line."""
     if isinstance(text, UUID):
@@ -79,7 +84,7 @@ async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
                                          clock=clock)
         await apply_fixture(db, kb, slug, fixture)
         created = await keys.create_key(db, f"episode:{episode_id}", tenants=[slug], all_tenants=False,
-                                        scopes=SCOPES, expires_in=expires_at - datetime.now(timezone.utc))
+                                        scopes=scopes_for(fixture), expires_in=expires_at - datetime.now(timezone.utc))
         async with db.admin_scope() as conn:
             await queries.set_episode_key(conn, id=episode_id, key_id=created.id)
     except BaseException:

@@ -4,6 +4,10 @@ Read through THE scoping point (`Database.tenant_scope`) in one statement (one s
 are keyed by natural keys (ticket number, customer email, document source URI, message order),
 never by uuid or timestamp, so two tenants that received the same tool calls export the same
 state. Format: README "Episode state (for evaluation runs)".
+
+The tenant's Stripe sandbox objects (charges' refunded amounts, refunds, disputes) come from the
+sandbox's admin-only tables (stripe_sandbox.store.export), in a second read: `stripe` is null for
+a tenant without a sandbox account.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import json
 from typing import Any
 
 from ..db import Database, queries
+from ..stripe_sandbox import store as sandbox
 
-STATE_VERSION = 1  # bump when the exported shape changes (hashes of different versions never match)
+STATE_VERSION = 2  # 2: the `stripe` sandbox objects; bump when the exported shape changes (hashes of different versions never match)
 
 
 async def export_state(db: Database, slug: str) -> dict[str, Any]:
@@ -28,6 +33,7 @@ async def export_state(db: Database, slug: str) -> dict[str, Any]:
         # Refunds have no natural order of their own: a canonical one (by content)
         "refunds": sorted(row["refunds"], key=canonical_json),
         "documents": row["documents"],
+        "stripe": await sandbox.export(db, slug),
     }
 
 

@@ -4,6 +4,10 @@ One `stripe.StripeClient` per process, built from the platform key; nothing sets
 process-global key. `StripeGateway.for_tenant(slug)` resolves the tenant's connected account
 from the registry and returns a `TenantStripe`, whose every call sends that account as
 `Stripe-Account`. There is no other way to reach Stripe from this package.
+
+An episode tenant whose connected account is a Stripe sandbox account (the registry says so,
+sql/global/0011) is served by this process's sandbox (`use_sandbox`: a server started with
+SUPPORT_MCP_STRIPE_SANDBOX=on), never by Stripe; any other tenant never by the sandbox.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class TenantAccount:
     status: str
     account_id: str | None
     webhook_secret: str | None
+    sandbox: bool = False  # the account is the tenant's Stripe sandbox account (an episode's)
 
 
 class StripeGateway:
@@ -49,6 +54,15 @@ class StripeGateway:
         self._client: stripe.StripeClient | None = None
         self._http: stripe.HTTPXClient | None = None
         self._accounts: dict[str, tuple[float, TenantAccount | None]] = {}
+        self._sandbox: stripe.StripeClient | None = None
+        self._sandbox_http: stripe.HTTPXClient | None = None
+
+    def use_sandbox(self, base_url: str, api_key: str) -> None:
+        """Serve sandbox tenants from the Stripe sandbox at `base_url` (stripe_sandbox.listener)."""
+        s = self.settings
+        self._sandbox_http = stripe.HTTPXClient(timeout=s.stripe_timeout_seconds)
+        self._sandbox = stripe.StripeClient(api_key, base_addresses={"api": base_url},
+                                            max_network_retries=0, http_client=self._sandbox_http)
 
     @property
     def configured(self) -> bool:
@@ -68,9 +82,10 @@ class StripeGateway:
         return self._client
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close_async()
-        self._client = self._http = None
+        for http in (self._http, self._sandbox_http):
+            if http is not None:
+                await http.close_async()
+        self._client = self._http = self._sandbox = self._sandbox_http = None
 
     async def account(self, slug: str) -> TenantAccount:
         """The registry row (cached for stripe_cache_seconds); unknown/suspended tenants refused."""
@@ -90,7 +105,7 @@ class StripeGateway:
             async with self.db.connection() as conn:
                 row = await queries.get_tenant_stripe(conn, slug=slug)
             acct = None if row is None else TenantAccount(slug, row["id"], row["status"], row["stripe_account_id"],
-                                                          row["stripe_webhook_secret"])
+                                                          row["stripe_webhook_secret"], row["sandbox"])
             if len(self._accounts) > 10_000:
                 self._accounts.clear()
             hit = self._accounts[slug] = (now + self.settings.stripe_cache_seconds, acct)
@@ -102,6 +117,11 @@ class StripeGateway:
         if acct.account_id is None:
             raise NotConnected(f"Stripe is not connected for tenant '{slug}': an operator must set its "
                                "connected account (support-mcp stripe connect)")
+        if acct.sandbox:
+            if self._sandbox is None:
+                raise NotConnected(f"tenant '{slug}' uses the Stripe sandbox, which is off on this server: an "
+                                   "operator must start it with SUPPORT_MCP_STRIPE_SANDBOX=on (serve --stripe-sandbox)")
+            return TenantStripe(self._sandbox, acct, self.settings.stripe_timeout_seconds)
         return TenantStripe(self.client(), acct, self.settings.stripe_timeout_seconds)
 
 

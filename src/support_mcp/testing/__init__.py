@@ -1,14 +1,2 @@
-"""Test support shipped with the package: :class:`StripeDouble`, a local Stripe API server."""
-
-from .stripe_double import (
-    Account,
-    ApiError,
-    RecordedRequest,
-    StripeDouble,
-    make_event,
-    sign_webhook,
-    signed_webhook,
-)
-
-__all__ = ["Account", "ApiError", "RecordedRequest", "StripeDouble", "make_event",
-           "sign_webhook", "signed_webhook"]
+"""Test-only helpers shipped with the package: the structural checks of agent-facing markdown
+(markdown_check). The Stripe double is a product feature now: support_mcp.stripe_sandbox."""

@@ -1,6 +1,8 @@
-"""StripeDouble: a local HTTP server speaking Stripe's v1 wire format, for tests.
+"""StripeDouble: the sandbox in memory, a local HTTP server speaking Stripe's v1 wire format.
 
-The project's only Stripe fake. Drive it through the real ``stripe`` SDK::
+The project's only Stripe fake (tests and benches run against it; fault injection and request
+recording are for them). The per-episode sandbox (listener.py) shares its objects and API.
+Drive it through the real ``stripe`` SDK::
 
     with StripeDouble() as sd:
         acct = sd.add_account("acct_1")
@@ -15,14 +17,12 @@ GET /v1/{charges,customers,payment_intents,disputes,refunds}[/{id}] (lists pagin
 limit/starting_after/ending_before, filter like Stripe, honour ``expand[]``) and
 POST /v1/refunds (validation and Idempotency-Key like Stripe). Idempotent results are stored
 for 2xx answers only (Stripe also stores errors raised after execution began).
-Parts: stripe_double_objects (Account, object shapes), stripe_double_api (routing,
-endpoints), stripe_double_http (request records, faults, handler), stripe_double_webhooks
-(sign_webhook, make_event, signed_webhook).
+Parts: objects (Account, object shapes), api (routing, endpoints), wire (request records,
+faults, handler), events (sign_webhook, make_event, signed_webhook).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import threading
@@ -30,9 +30,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .stripe_double_api import ApiError, dispatch, parse_form
-from .stripe_double_http import (
-    API_KEY_RE,
+from .api import ApiError, account_invalid, authenticate, dispatch, idempotency_mismatch, parse_form
+from .wire import (
     FAULT_DEFAULTS,
     SERVER_ERROR,
     Fault,
@@ -42,8 +41,8 @@ from .stripe_double_http import (
     redact,
     take_fault,
 )
-from .stripe_double_objects import Account, new_id
-from .stripe_double_webhooks import API_VERSION, make_event, sign_webhook, signed_webhook
+from .objects import Account, new_id
+from .events import API_VERSION, make_event, sign_webhook, signed_webhook
 
 __all__ = ["Account", "ApiError", "RecordedRequest", "StripeDouble", "make_event",
            "sign_webhook", "signed_webhook"]
@@ -228,22 +227,7 @@ class StripeDouble:
                         headers=headers, **extra)
 
     def _authenticate(self, headers: Headers) -> str:
-        auth = headers.get("Authorization", "")
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() == "basic":
-            key = base64.b64decode(key + "==").decode("utf-8", "replace").split(":")[0]
-        elif scheme.lower() != "bearer":
-            key = ""
-        if not key:
-            raise ApiError(401, "You did not provide an API key. You need to provide your API "
-                                "key in the Authorization header, using Bearer auth (e.g. "
-                                "'Authorization: Bearer YOUR_SECRET_KEY'). See "
-                                "https://stripe.com/docs/api#authentication for details, or we "
-                                "can help at https://support.stripe.com/.")
-        if not API_KEY_RE.match(key) or (self.api_keys is not None and key not in self.api_keys):
-            shown = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:] if len(key) > 12 else key
-            raise ApiError(401, f"Invalid API Key provided: {shown}")
-        return key
+        return authenticate(headers, lambda key: self.api_keys is None or key in self.api_keys)
 
     def _process(self, method: str, path: str, headers: Headers, params: dict[str, Any],
                  request_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -251,10 +235,7 @@ class StripeDouble:
         account_id = headers.get("Stripe-Account") or None
         acct = self._accounts.get(account_id)
         if acct is None:
-            raise ApiError(403, f"The provided key '{key[:8]}***{key[-4:]}' does not have access "
-                                f"to account '{account_id}' (or that account does not exist). "
-                                "Application access may have been revoked.",
-                           code="account_invalid")
+            raise account_invalid(key, account_id)
         idem = headers.get("Idempotency-Key") if method == "POST" else None
         if idem is None:
             return 200, dispatch(acct, method, path, params), {}
@@ -265,10 +246,7 @@ class StripeDouble:
         if seen is not None:
             s_method, s_path, s_params, s_status, s_body, s_request = seen
             if (s_method, s_path, s_params) != (method, path, params):
-                raise ApiError(400, "Keys for idempotent requests can only be used with the same "
-                                    "parameters they were first used with. Try using a key other "
-                                    f"than '{idem}' if you meant to execute a different request.",
-                               type="idempotency_error")
+                raise idempotency_mismatch(idem)
             return s_status, s_body, {"Idempotency-Key": idem, "Idempotent-Replayed": "true",
                                       "Original-Request": s_request}
         body = dispatch(acct, method, path, params)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import stripe
 
-from support_mcp.testing import StripeDouble, make_event, sign_webhook, signed_webhook
+from support_mcp.stripe_sandbox import StripeDouble, make_event, sign_webhook, signed_webhook
 
 A1 = {"stripe_account": "acct_1"}
 A2 = {"stripe_account": "acct_2"}

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-API_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
 FAULT_DEFAULTS = {
     400: ("invalid_request_error", None, "Invalid request."),
     401: ("invalid_request_error", None, "Invalid API Key provided."),

@@ -3,16 +3,22 @@
 An :class:`Account` holds one Stripe account's customers, charges, payment intents, disputes
 and refunds. The seeding helpers return the *live* stored dicts: mutating one (say
 ``charge["status"] = "failed"``) changes what the server answers from then on.
+
+Every id an account mints and every ``created`` it stamps go through :meth:`Account.new_id` and
+:meth:`Account.now`: random ids and the wall clock by default; :class:`SeededIds` and a frozen
+clock make an account deterministic (the same calls mint the same ids).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 _ALNUM = string.ascii_letters + string.digits
@@ -60,6 +66,30 @@ def new_id(prefix: str, length: int = 24) -> str:
     return f"{prefix}_" + "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
+class SeededIds:
+    """Deterministic ids: the n-th id minted is ``prefix_`` + base62(SHA-256(seed, n)), so two
+    accounts with the same seed that receive the same calls mint the same ids. ``counter`` is
+    how many were minted before (a restored account continues where it stopped)."""
+
+    def __init__(self, seed: str, counter: int = 0) -> None:
+        self.seed, self.counter = seed, counter
+
+    def __call__(self, prefix: str, length: int) -> str:
+        self.counter += 1
+        out, block = "", 0
+        while len(out) < length:
+            digest = hashlib.sha256(f"{self.seed}\x1f{self.counter}\x1f{block}".encode()).digest()
+            n = int.from_bytes(digest, "big")
+            while n and len(out) < length:
+                n, r = divmod(n, 62)
+                out += _ALNUM[r]
+            block += 1
+        return f"{prefix}_{out}"
+
+
+Minter = Callable[[str, int], str]
+
+
 def _ref(value: Any) -> str | None:
     return value["id"] if isinstance(value, dict) else value
 
@@ -68,12 +98,34 @@ class Account:
     """One Stripe account's data. ``id`` is None for the platform (requests without
     ``Stripe-Account``). Create through :meth:`StripeDouble.add_account`."""
 
-    def __init__(self, account_id: str | None, lock: threading.RLock) -> None:
+    def __init__(self, account_id: str | None, lock: threading.RLock, *, mint: Minter | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
         self.id = account_id
         self._lock = lock
+        self._mint = mint
+        self._clock = clock
         self._objects: dict[str, dict[str, Any]] = {}
         self._seq: dict[str, int] = {}
         self._counter = itertools.count()
+
+    def new_id(self, prefix: str, length: int = 24) -> str:
+        """An id for a new object (or a field such as a balance transaction): seeded or random."""
+        return self._mint(prefix, length) if self._mint is not None else new_id(prefix, length)
+
+    def now(self) -> int:
+        """The ``created`` of new objects: the account's clock (frozen for deterministic runs)."""
+        return int(self._clock()) if self._clock is not None else int(time.time())
+
+    def restore(self, obj: dict[str, Any], seq: int) -> None:
+        """Put back a stored object with its list-order sequence number (store.py)."""
+        self._objects[obj["id"]] = obj
+        self._seq[obj["id"]] = seq
+        self._counter = itertools.count(max(self._seq.values()) + 1)
+
+    def all_objects(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every object with its sequence number, in creation order."""
+        with self._lock:
+            return sorted(((self._seq[i], o) for i, o in self._objects.items()), key=lambda x: x[0])
 
     def __repr__(self) -> str:
         return f"<Account {self.id or '(platform)'}: {len(self._objects)} objects>"
@@ -119,10 +171,10 @@ class Account:
                  description: str | None = None, created: int | None = None,
                  metadata: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
         with self._lock:
-            cid = id or new_id("cus", 14)
+            cid = id or self.new_id("cus", 14)
             obj = {
                 "id": cid, "object": "customer", "address": None, "balance": 0,
-                "created": created or int(time.time()), "currency": None,
+                "created": created or self.now(), "currency": None,
                 "default_source": None, "delinquent": False, "description": description,
                 "discount": None, "email": email, "invoice_prefix": cid[4:12].upper(),
                 "invoice_settings": {"custom_fields": None, "default_payment_method": None,
@@ -151,16 +203,16 @@ class Account:
             if status == "failed":
                 failure_code = failure_code or "card_declined"
                 failure_message = failure_message or "Your card was declined."
-            chid = id or new_id("ch")
+            chid = id or self.new_id("ch")
             obj = {
                 "id": chid, "object": "charge", "amount": amount,
                 "amount_captured": amount if ok else 0, "amount_refunded": amount_refunded,
                 "application": None, "application_fee": None, "application_fee_amount": None,
-                "balance_transaction": new_id("txn") if ok else None,
+                "balance_transaction": self.new_id("txn") if ok else None,
                 "billing_details": {"address": None, "email": cus["email"] if cus else None,
                                     "name": cus["name"] if cus else None, "phone": None},
                 "calculated_statement_descriptor": "SUPPORT MCP", "captured": ok,
-                "created": created or int(time.time()), "currency": currency,
+                "created": created or self.now(), "currency": currency,
                 "customer": cus["id"] if cus else None, "description": description,
                 "disputed": disputed, "failure_balance_transaction": None,
                 "failure_code": failure_code, "failure_message": failure_message,
@@ -168,12 +220,12 @@ class Account:
                 "on_behalf_of": None,
                 "outcome": dict(_OUTCOME_OK if ok else _OUTCOME_DECLINED),
                 "paid": ok, "payment_intent": pi["id"] if pi else None,
-                "payment_method": new_id("pm"),
+                "payment_method": self.new_id("pm"),
                 "payment_method_details": {"type": "card", "card": {
                     "brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2030,
                     "funding": "credit", "last4": "4242", "network": "visa"}},
                 "receipt_email": cus["email"] if cus else None, "receipt_number": None,
-                "receipt_url": receipt_url or _RECEIPTS + new_id("CAcQARoX", 40),
+                "receipt_url": receipt_url or _RECEIPTS + self.new_id("CAcQARoX", 40),
                 "refunded": (bool(refunded) if refunded is not None
                              else amount_refunded >= amount > 0),
                 "review": None, "shipping": None, "source_transfer": None,
@@ -189,15 +241,16 @@ class Account:
                        currency: str = "usd", status: str = "succeeded", customer: Any = None,
                        latest_charge: Any = None, description: str | None = None,
                        created: int | None = None, metadata: dict[str, str] | None = None,
-                       **extra: Any) -> dict[str, Any]:
+                       seed_charge: bool = True, **extra: Any) -> dict[str, Any]:
         """A PaymentIntent. ``status="succeeded"`` without ``latest_charge`` also seeds its
-        succeeded charge; an existing charge passed as ``latest_charge`` gets linked."""
+        succeeded charge (unless ``seed_charge`` is False: a charge naming it later links
+        itself); an existing charge passed as ``latest_charge`` gets linked."""
         if status not in PI_STATUSES:
             raise ValueError(f"payment intent status must be one of {sorted(PI_STATUSES)}")
         with self._lock:
             cus = self._need(customer, "customer") if customer else None
             ch = self._need(latest_charge, "charge") if latest_charge else None
-            piid = id or new_id("pi")
+            piid = id or self.new_id("pi")
             obj = {
                 "id": piid, "object": "payment_intent", "amount": amount,
                 "amount_capturable": 0, "amount_details": {"tip": {}},
@@ -206,8 +259,8 @@ class Account:
                 "automatic_payment_methods": {"allow_redirects": "always", "enabled": True},
                 "canceled_at": None, "cancellation_reason": None,
                 "capture_method": "automatic_async",
-                "client_secret": f"{piid}_secret_{new_id('x', 25)[2:]}",
-                "confirmation_method": "automatic", "created": created or int(time.time()),
+                "client_secret": f"{piid}_secret_{self.new_id('x', 25)[2:]}",
+                "confirmation_method": "automatic", "created": created or self.now(),
                 "currency": currency, "customer": cus["id"] if cus else None,
                 "description": description, "last_payment_error": None,
                 "latest_charge": ch["id"] if ch else None, "livemode": False,
@@ -222,7 +275,7 @@ class Account:
             self._add(obj, extra)
             if ch is not None:
                 ch["payment_intent"] = piid
-            elif status == "succeeded":
+            elif status == "succeeded" and seed_charge:
                 self.charge(amount=amount, currency=currency, customer=cus, payment_intent=obj,
                             created=obj["created"], description=description)
             return obj
@@ -238,9 +291,9 @@ class Account:
             raise ValueError(f"dispute reason must be one of {sorted(DISPUTE_REASONS)}")
         with self._lock:
             ch = self._need(charge, "charge")
-            created = created or int(time.time())
+            created = created or self.now()
             obj = {
-                "id": id or new_id("dp"), "object": "dispute",
+                "id": id or self.new_id("dp"), "object": "dispute",
                 "amount": ch["amount"] if amount is None else amount,
                 "balance_transactions": [], "charge": ch["id"], "created": created,
                 "currency": ch["currency"],
@@ -273,9 +326,9 @@ class Account:
                       ) -> dict[str, Any]:
         """Book a refund against a (validated) charge; used by the API and by :meth:`refund`."""
         obj = {
-            "id": new_id("re"), "object": "refund", "amount": amount,
-            "balance_transaction": new_id("txn"), "charge": ch["id"],
-            "created": int(time.time()), "currency": ch["currency"],
+            "id": self.new_id("re"), "object": "refund", "amount": amount,
+            "balance_transaction": self.new_id("txn"), "charge": ch["id"],
+            "created": self.now(), "currency": ch["currency"],
             "destination_details": {"card": {"reference_status": "pending", "type": "refund"},
                                     "type": "card"},
             "metadata": dict(metadata), "payment_intent": ch["payment_intent"],
