@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from ..logging import get_logger
 from . import service
+from .fixtures import Fixture
 from .tasks import (TENANT_PLACEHOLDER, Call, Task, TaskFile, Trajectory, find_trajectories, gold_trajectory,
                     load_trajectory, output_found)
 
@@ -88,13 +89,15 @@ async def _approve(_context: Any, _params: Any) -> Any:
 
 
 @asynccontextmanager
-async def episode_client(db: Database, kb: KnowledgeBase, api_key: str) -> AsyncIterator[mcp.Client]:
-    """The real MCP client, in memory, against a server that knows the caller only by `api_key`."""
+async def episode_client(db: Database, kb: KnowledgeBase, api_key: str, *,
+                         stripe_sandbox: bool = False) -> AsyncIterator[mcp.Client]:
+    """The real MCP client, in memory, against a server that knows the caller only by `api_key`
+    (and hosts the Stripe sandbox when the episode has one)."""
     import mcp
 
     from ..server import build_server
 
-    settings = db.settings.model_copy(update={"api_key": SecretStr(api_key)})
+    settings = db.settings.model_copy(update={"api_key": SecretStr(api_key), "stripe_sandbox": stripe_sandbox})
     server = build_server(settings, db=db, kb=kb)
     async with mcp.Client(server, elicitation_callback=_approve) as client:
         yield client
@@ -131,12 +134,12 @@ async def _one(client: mcp.Client, tenant: str, recorded: str | None, takes_tena
     return CallResult(call.line, call.name, True)
 
 
-async def run_on_fresh_episode(db: Database, kb: KnowledgeBase, fixture: Any,
+async def run_on_fresh_episode(db: Database, kb: KnowledgeBase, fixture: Fixture,
                                traj: Trajectory) -> tuple[str, list[CallResult]]:
     """Create a deterministic episode, replay `traj` with its key, read its state hash, destroy it."""
     ep = await service.create(db, kb, fixture, REPLAY_TTL, deterministic=True)
     try:
-        async with episode_client(db, kb, ep["api_key"]) as client:
+        async with episode_client(db, kb, ep["api_key"], stripe_sandbox=fixture.stripe is not None) as client:
             results = await replay(client, ep["tenant"], traj)
         return (await service.state(db, ep["episode"]))["state_hash"], results
     finally:

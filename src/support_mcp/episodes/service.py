@@ -82,7 +82,9 @@ async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
             await queries.insert_episode(conn, id=episode_id, slug=slug, fixture_sha256=fixture_sha256,
                                          fixture=data, expires_at=expires_at, deterministic=deterministic,
                                          clock=clock)
-        await apply_fixture(db, kb, slug, fixture)
+        # deterministic: the sandbox mints ids from the fixture's seed and its "now" is the clock
+        await apply_fixture(db, kb, slug, fixture, stripe_seed=seed_of(fixture_sha256) if deterministic else None,
+                            stripe_clock=clock)
         created = await keys.create_key(db, f"episode:{episode_id}", tenants=[slug], all_tenants=False,
                                         scopes=scopes_for(fixture), expires_in=expires_at - datetime.now(timezone.utc))
         async with db.admin_scope() as conn:
