@@ -223,3 +223,63 @@ def test_eval_tasks_cli(cli_env, tmp_path: Path) -> None:
                       (["--tasks", str(tasks), "--trajectories", str(tasks)], "not a directory")):
         code, out, err = _run("eval", "tasks", *bad)
         assert code != 0 and says in err and err.count("\n") == 1 and "Traceback" not in err + out, (bad, err)
+
+
+# --- refunds (the Stripe sandbox) ----------------------------------------------------------
+
+PAYMENTS = Path(service.__file__).parent / "examples" / "acme_payments.json"
+DUP = {"tool": "create_refund", "arguments": {"charge": "ch_skates2", "reason": "duplicate", "ticket": "1001"}}
+ANVIL = {"tool": "create_refund", "arguments": {"charge": "pi_anvil", "amount": 2000, "reason": "requested_by_customer",
+                                               "ticket": "#1002"}}
+
+
+async def test_refunds_are_deterministic(db, kb) -> None:
+    """Refund ids, the refund note (which quotes the refund id and the key's name) and the sandbox
+    objects hash the same on two deterministic episodes; differently on different calls."""
+    eps = [await service.create(db, kb, PAYMENTS, deterministic=True) for _ in range(3)]
+    plain = await service.create(db, kb, PAYMENTS)
+    script = parse_trajectory("\n".join(json.dumps(x) for x in (DUP, ANVIL)), "s")
+    partial = parse_trajectory(json.dumps({**ANVIL, "arguments": {**ANVIL["arguments"], "amount": 2500}}), "p")
+    try:
+        for ep, traj in ((eps[0], script), (eps[1], script), (eps[2], partial), (plain, script)):
+            async with episode_client(db, kb, ep["api_key"], stripe_sandbox=True) as client:
+                results = await replay(client, ep["tenant"], traj)
+            assert all(r.ok for r in results), results
+        s0, s1, s2, sp = [await service.state(db, e["episode"]) for e in (*eps, plain)]
+        assert s0["state_hash"] == s1["state_hash"] != s2["state_hash"]
+        note = s0["state"]["tickets"][0]["messages"][-1]["content"]
+        assert note.startswith("Refund re_") and "key:episode:<episode>" in note and eps[0]["episode"] not in note
+        refund_ids = sorted(r["refund_id"] for r in s0["state"]["refunds"])
+        assert len(refund_ids) == 2 and refund_ids == sorted(r["refund_id"] for r in s1["state"]["refunds"])
+        # without --deterministic the sandbox mints random ids: the same calls hash differently
+        assert sorted(r["refund_id"] for r in sp["state"]["refunds"]) != refund_ids
+        assert sp["state_hash"] != s0["state_hash"]
+    finally:
+        for ep in (*eps, plain):
+            await service.destroy(db, ep["episode"], kb)
+
+
+async def test_refunding_too_much_fails(db, kb, tmp_path: Path) -> None:
+    tasks = load_tasks(_write_tasks(tmp_path, [
+        {"id": "refund-duplicate", "instruction": "Refund Wile's duplicate skates charge.", "fixture": str(PAYMENTS),
+         "actions": [{"name": DUP["tool"], "arguments": DUP["arguments"]}], "outputs": ["49.00"]},
+        {"id": "refund-anvil", "instruction": "Refund 20 dollars for the dented anvil.", "fixture": str(PAYMENTS),
+         "actions": [{"name": ANVIL["tool"], "arguments": ANVIL["arguments"]}], "outputs": ["20.00"]}]))
+    said = {"role": "assistant", "content": "Refunded 49.00 USD; and 20.00 USD for the anvil."}
+    d = tmp_path / "traj"
+    _write_traj(d, "refund-duplicate/gold-like.jsonl", [DUP, said])
+    _write_traj(d, "refund-duplicate/both-charges.jsonl",  # refunds the original charge as well
+                [DUP, {**DUP, "arguments": {**DUP["arguments"], "charge": "ch_skates1"}}, said])
+    _write_traj(d, "refund-anvil/gold-like.jsonl", [ANVIL, said])
+    _write_traj(d, "refund-anvil/whole-order.jsonl", [{**ANVIL, "arguments": {**ANVIL["arguments"], "amount": 12000}},
+                                                      said])
+    _write_traj(d, "refund-anvil/more-than-paid.jsonl",  # refused by the tool: nothing refunded, so it fails too
+                [{**ANVIL, "arguments": {**ANVIL["arguments"], "amount": 99999}}, said])
+    report = await grade(db, kb, tasks, trajectories=d, k=2)
+    by_id = {t["id"]: {x["trajectory"]: x for x in t["trials"]} for t in report["tasks"]}
+    assert by_id["refund-duplicate"]["gold-like.jsonl"]["passed"]
+    assert not by_id["refund-duplicate"]["both-charges.jsonl"]["passed"]
+    assert by_id["refund-anvil"]["gold-like.jsonl"]["passed"]
+    assert not by_id["refund-anvil"]["whole-order.jsonl"]["passed"]
+    over = by_id["refund-anvil"]["more-than-paid.jsonl"]
+    assert not over["passed"] and "more than" in over["failed_calls"][0]["error"]
