@@ -283,3 +283,16 @@ async def test_refunding_too_much_fails(db, kb, tmp_path: Path) -> None:
     assert not by_id["refund-anvil"]["whole-order.jsonl"]["passed"]
     over = by_id["refund-anvil"]["more-than-paid.jsonl"]
     assert not over["passed"] and "more than" in over["failed_calls"][0]["error"]
+
+
+def test_episodes_create_deterministic_cli(cli_env) -> None:
+    code, out, err = _run("episodes", "create", "--fixture", "acme", "--deterministic", "--json")
+    assert code == 0, err
+    ep = json.loads(out)
+    assert ep["deterministic"] is True and ep["clock"] == service.DEFAULT_CLOCK.isoformat()
+    code, out, _ = _run("episodes", "list", "--json")
+    assert code == 0 and next(r for r in json.loads(out) if r["id"] == ep["episode"])["deterministic"] is True
+    code, out, _ = _run("episodes", "list")
+    assert code == 0 and "episode(s)" in out
+    code, out, err = _run("episodes", "destroy", ep["episode"])
+    assert code == 0, err
