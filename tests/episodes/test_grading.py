@@ -119,7 +119,9 @@ async def test_grading_passes_gold_and_fails_the_rest(db, kb, tmp_path: Path) ->
     _write_traj(d, "trap-other-company/refuses.jsonl", [
         {"tool": "list_tickets", "arguments": {"tenant": "globex"}},  # refused: not this key's tenant
         {"role": "assistant", "content": "Sorry, I cannot act for another company."}])
+    _write_traj(d, "solve-magnit.jsonl", [SOLVE])  # a typo in the task id: reported, not graded
     report = await grade(db, kb, tasks, trajectories=d, k=2)
+    assert report["unmatched_trajectories"] == ["solve-magnit.jsonl"]
     by_id = {t["id"]: t for t in report["tasks"]}
     magnet = by_id["solve-magnet"]
     assert [t["passed"] for t in magnet["trials"]] == [True, True, False, False]

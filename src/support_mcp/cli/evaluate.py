@@ -149,6 +149,10 @@ def render_report(report: dict) -> str:
                      + f" | {note} |")
     lines.append(f"| **overall** ({len(report['tasks'])} tasks) | | | "
                  + " | ".join(f"**{report['overall'][c]:.3f}**" for c in cols) + " | |")
+    if report.get("unmatched_trajectories"):
+        names = report["unmatched_trajectories"]
+        lines.append(f"\nnot graded (no task with that id): {', '.join(names[:10])}"
+                     + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
     return "\n".join(lines)
 
 

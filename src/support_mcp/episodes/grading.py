@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from ..errors import SupportError
 from ..logging import get_logger
 from . import service
 from .fixtures import Fixture
@@ -220,7 +221,8 @@ async def grade(db: Database, kb: KnowledgeBase, tasks: TaskFile, *, trajectorie
     results = list(await asyncio.gather(*(one_task(t) for t in tasks.tasks)))
     overall = {f"pass^{j}": sum(r.pass_hat[f"pass^{j}"] for r in results) / len(results) for j in range(1, k + 1)}
     return {"tasks_file": str(tasks.path), "agent": "gold" if gold_agent else str(trajectories), "k": k,
-            "tasks": [r.as_json() for r in results], "overall": overall}
+            "tasks": [r.as_json() for r in results], "overall": overall,
+            "unmatched_trajectories": [] if trajectories is None else unmatched_trajectories(trajectories, tasks)}
 
 
 def _failed_task(task: Task, k: int, note: str) -> TaskResult:
@@ -228,5 +230,20 @@ def _failed_task(task: Task, k: int, note: str) -> TaskResult:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else exc.__class__.__name__)[:300]
+    """A SupportError's own one-line message; anything else by its class only (details in the log)."""
+    if isinstance(exc, SupportError):
+        text = str(exc).strip().splitlines()
+        return (text[0] if text else exc.__class__.__name__)[:300]
+    log.error("grading_error", error=exc.__class__.__name__, detail=str(exc)[:500])
+    return f"{exc.__class__.__name__} (the log has details)"
+
+
+def unmatched_trajectories(directory: Path, tasks: TaskFile) -> list[str]:
+    """Trajectory files and folders in `directory` that name no task (a typo in a task id, say)."""
+    ids = {t.id for t in tasks.tasks}
+    out = []
+    for p in sorted(directory.iterdir()):
+        name = p.name.removesuffix(".jsonl") if p.is_file() else p.name
+        if (p.is_dir() or p.suffix == ".jsonl") and name not in ids:
+            out.append(p.name)
+    return out
