@@ -15,7 +15,11 @@ from ..db import Database
 from ..episodes import service
 from ..episodes.tasks import BUILTIN_FIXTURES
 from ..kb.service import KnowledgeBase
-from .common import run_with_db
+from ..payments.gateway import StripeGateway
+from ..payments.webhooks import WebhookReceiver
+from ..stripe_sandbox.listener import start_sandbox
+from ..stripe_sandbox.trigger import EVENTS
+from .common import fail, run_with_db
 
 app = typer.Typer(help="Evaluation episodes: a seeded tenant and its own API key per run.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -96,3 +100,37 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
                       f"{r['expires_at']:%Y-%m-%d %H:%M}", f"{r['created_at']:%Y-%m-%d %H:%M}")
     out.print(table)
     out.print(f"{len(rows)} episode(s)")
+
+
+@app.command("trigger")
+def trigger(
+    episode_id: str = typer.Argument(..., metavar="ID", help="The episode's id."),
+    event_type: str = typer.Argument(..., metavar="EVENT_TYPE", help="One of: " + ", ".join(EVENTS) + "."),
+    object_id: str = typer.Option(None, "--object", metavar="OBJ_ID",
+                                  help="The sandbox object it happens to: a charge ch_... (charge.*), a payment "
+                                  "intent pi_... (payment_intent.*)."),
+    amount: int = typer.Option(None, "--amount", min=1, help="charge.refunded: how much (default: all that is left)."),
+    reason: str = typer.Option(None, "--reason", help="charge.dispute.created: the dispute's reason (default general)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Make a Stripe event happen on the episode's sandbox account and deliver it, signed, through the
+    webhook path, so the episode's tenant processes it as it would a real one."""
+
+    async def go(db: Database) -> dict[str, Any]:
+        gateway = StripeGateway(db.settings, db)
+        listener = await start_sandbox(db, gateway)  # the webhook path looks objects up in the sandbox
+        try:
+            return await service.trigger(db, WebhookReceiver(db.settings, db, gateway), episode_id, event_type,
+                                         object_id, amount=amount, reason=reason)
+        finally:
+            await gateway.close()
+            await listener.stop()
+
+    done = run_with_db(go)
+    if as_json:
+        typer.echo(_dump(done))
+    else:
+        outcome = done["response"].get("outcome") or done["response"].get("error") or ""
+        typer.echo(f"delivered {done['type']} {done['event']} ({done['object']}): HTTP {done['status']} {outcome}")
+    if done["status"] != 200:
+        raise fail(f"the webhook answered {done['status']}: {done['response'].get('error') or done['response']}")

@@ -44,6 +44,8 @@ def serve(
     tenant: list[str] = typer.Option(None, "--tenant", help="Operator access to this tenant (repeatable)."),
     all_tenants: bool = typer.Option(False, "--all-tenants", help="Operator access to every tenant."),
     read_only: bool = typer.Option(False, "--read-only", help="Hide and refuse every tool that writes."),
+    stripe_sandbox: bool = typer.Option(False, "--stripe-sandbox", help="Host the Stripe sandbox for evaluation "
+                                        "episodes (as SUPPORT_MCP_STRIPE_SANDBOX=on)."),
 ) -> None:
     """Run the MCP server. Who may use which tenant is never implicit:
 
@@ -54,6 +56,8 @@ def serve(
     --data-dir / --database-url (global options) may also follow `serve`, e.g. in an MCP client's args.
     """
     s = settings()
+    if stripe_sandbox:
+        s = s.model_copy(update={"stripe_sandbox": True})
     operator = bool(tenant) or all_tenants
     try:
         principal = Principal.operator(tenant or None, all_tenants) if operator else None

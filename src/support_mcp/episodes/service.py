@@ -25,11 +25,14 @@ from .. import keys, tenancy
 from ..db import Database, queries
 from ..errors import InvalidInput, NotFound
 from ..logging import get_logger
+from ..stripe_sandbox import store as sandbox_store
+from ..stripe_sandbox.trigger import trigger as sandbox_trigger
 from .fixtures import Fixture, apply_fixture, load_fixture
 from .state import export_state, normalize, state_hash
 
 if TYPE_CHECKING:
     from ..kb.service import KnowledgeBase
+    from ..payments.webhooks import WebhookReceiver
 
 log = get_logger(__name__)
 
@@ -152,4 +155,20 @@ async def list_(db: Database) -> list[dict[str, Any]]:
         return [dict(r) async for r in queries.list_episodes(conn)]
 
 
-__all__ = ["DEFAULT_CLOCK", "DEFAULT_TTL", "create", "seed_of", "destroy", "list_", "parse_id", "state"]
+async def trigger(db: Database, receiver: WebhookReceiver, episode_id: str | UUID, event_type: str,
+                  object_id: str | None, **options: Any) -> dict[str, Any]:
+    """Make a Stripe event happen on the episode's sandbox account and deliver it through the
+    webhook path (stripe_sandbox/trigger.py); `receiver`'s gateway must have the sandbox running."""
+    ep = await _get(db, episode_id)
+    return {"episode": str(ep["id"]), **await sandbox_trigger(db, receiver, ep["tenant"], event_type, object_id,
+                                                              **options)}
+
+
+async def reset_stripe(db: Database, episode_id: str | UUID) -> str | None:
+    """Put the episode's Stripe sandbox account back to its fixture (for `episodes reset`)."""
+    ep = await _get(db, episode_id)
+    return await sandbox_store.reset_account(db, ep["tenant"])
+
+
+__all__ = ["DEFAULT_CLOCK", "DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "reset_stripe", "seed_of", "state",
+           "trigger"]

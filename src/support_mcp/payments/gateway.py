@@ -81,6 +81,10 @@ class StripeGateway:
                 max_network_retries=s.stripe_max_network_retries, http_client=self._http)
         return self._client
 
+    @property
+    def sandbox_on(self) -> bool:
+        return self._sandbox is not None
+
     async def close(self) -> None:
         for http in (self._http, self._sandbox_http):
             if http is not None:
