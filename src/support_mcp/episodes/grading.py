@@ -1,7 +1,8 @@
 """Grading trajectories against tasks, τ-bench style (README "Evaluation runs").
 
 Per task: the gold actions are replayed once on a fresh deterministic episode of the task's
-fixture, giving the expected state hash. Each trial (a trajectory) is replayed on its own fresh
+fixture, giving the expected state hash (tasks with the same fixture and gold actions share that
+replay). Each trial (a trajectory) is replayed on its own fresh
 deterministic episode through the real MCP client, authenticated with that episode's own key;
 it passes when its final state hash equals the gold one AND every required output appears in its
 assistant messages. pass^k per task is C(c, k) / C(n, k) (n trials, c passes); overall, the
@@ -25,6 +26,7 @@ from ..errors import SupportError
 from ..logging import get_logger
 from . import service
 from .fixtures import Fixture
+from .state import canonical_json
 from .tasks import (TENANT_PLACEHOLDER, Call, Task, TaskFile, Trajectory, find_trajectories, gold_trajectory,
                     load_trajectory, output_found)
 
@@ -159,25 +161,22 @@ async def grade(db: Database, kb: KnowledgeBase, tasks: TaskFile, *, trajectorie
     if not gold_agent and trajectories is None:
         raise ValueError("give a trajectories directory or the gold agent")
     gate = asyncio.Semaphore(max(1, concurrency))
-    pristine: dict[Path, asyncio.Task[tuple[str, list[CallResult]]]] = {}
+    # the gold replay of one (fixture, actions) pair, shared by the tasks that have it (traps with
+    # no action, tasks that differ only in wording): deterministic episodes make them one replay
+    gold_runs: dict[tuple[Path, str], asyncio.Future[tuple[str, list[CallResult]]]] = {}
 
     async def on_fresh(task: Task, traj: Trajectory) -> tuple[str, list[CallResult]]:
         async with gate:
             return await run_on_fresh_episode(db, kb, tasks.fixture(task), traj)
 
     async def gold_hash(task: Task) -> tuple[str, list[CallResult]]:
-        gold = gold_trajectory(task)
-        if gold.calls:
-            return await on_fresh(task, gold)
-        # no gold action: the expected state is the fixture's own, the same for every such task
-        path = tasks.fixture_path(task)
-        if path not in pristine:
-            pristine[path] = asyncio.ensure_future(on_fresh(task, gold))
-        return await pristine[path]
+        key = (tasks.fixture_path(task), canonical_json([a.model_dump() for a in task.actions]))
+        if key not in gold_runs:
+            gold_runs[key] = asyncio.ensure_future(on_fresh(task, gold_trajectory(task)))
+        return await gold_runs[key]
 
     async def one_task(task: Task) -> TaskResult:
         try:
-            tasks.fixture_path(task)
             expected, gold_calls = await gold_hash(task)
         except Exception as exc:  # noqa: BLE001 - one broken task is reported, the others still graded
             return _failed_task(task, k, f"gold replay impossible: {_one_line(exc)}")
