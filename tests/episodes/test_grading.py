@@ -145,17 +145,20 @@ async def test_malformed_and_missing_trajectories_are_failures(db, kb, tmp_path:
                                                {"tool": "update_ticket", "arguments": "status=solved"},
                                                {**SOLVE, "arguments": {**SOLVE["arguments"], "status": "done"}},
                                                {"tool": "update_ticket", "arguments": {"ticket": 1002, "status": 5}},
+                                               {**SOLVE, "arguments": {**SOLVE["arguments"],
+                                                                       "tenant": "ep_0123456789abcdef"}},
                                                TOLD])
     (d / "solve-magnet" / "binary.jsonl").write_bytes(b"\xff\xfe\x00")
     report = await grade(db, kb, tasks, trajectories=d, k=3)
     [task] = report["tasks"]
     junk = next(t for t in task["trials"] if t["trajectory"] == "junk.jsonl")
-    assert not junk["passed"] and len(junk["failed_calls"]) == 8 and junk["calls"] == 8
+    assert not junk["passed"] and len(junk["failed_calls"]) == 9 and junk["calls"] == 9
     errors = [f["error"] for f in junk["failed_calls"]]
     assert errors[:4] == ["not valid JSON", "not a JSON object", "the tool name is not a string",
                           "neither a tool call {tool, arguments} nor a message {role, content}"]
     assert errors[4] == "unknown tool 'no_such_tool'" and errors[5] == "arguments is not a JSON object"
     assert all("\n" not in e and "Traceback" not in e for e in errors)
+    assert '{"meta": {"tenant": "ep_0123456789abcdef"}}' in errors[8]  # recorded elsewhere, no meta: a hint
     binary = next(t for t in task["trials"] if t["trajectory"] == "binary.jsonl")
     assert not binary["passed"] and "not UTF-8" in binary["note"]
     assert "missing trial" in task["note"] and (task["n"], task["c"]) == (3, 0)

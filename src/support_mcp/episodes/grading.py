@@ -12,6 +12,7 @@ mean over tasks. Every episode is destroyed after grading.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-REPLAY_TTL = timedelta(minutes=15)  # a replay lasts seconds; a crashed grader's episodes expire soon
+REPLAY_TTL = timedelta(minutes=15)
+_EPISODE_SLUG = re.compile(rf"^{service.SLUG_PREFIX}[0-9a-f]{{16}}$")  # a replay lasts seconds; a crashed grader's episodes expire soon
 
 
 def pass_hat_k(n: int, c: int, k: int) -> float:
@@ -132,8 +134,12 @@ async def _one(client: mcp.Client, tenant: str, recorded: str | None, takes_tena
     except Exception as exc:  # noqa: BLE001 - a protocol-level refusal of a malformed call is a failed call
         return CallResult(call.line, call.name, False, f"{exc.__class__.__name__}: {str(exc)[:200]}")
     if r.is_error:
-        text = r.content[0].text if r.content and hasattr(r.content[0], "text") else "error"
-        return CallResult(call.line, call.name, False, text[:300])
+        text = (r.content[0].text if r.content and hasattr(r.content[0], "text") else "error")[:300]
+        named = args.get("tenant")
+        if isinstance(named, str) and named != tenant and _EPISODE_SLUG.match(named):
+            text += (f" (tenant {named!r} is another episode: if the trajectory was recorded on it, start the "
+                     f"file with {{\"meta\": {{\"tenant\": \"{named}\"}}}} or write \"{TENANT_PLACEHOLDER}\")")
+        return CallResult(call.line, call.name, False, text)
     return CallResult(call.line, call.name, True)
 
 
