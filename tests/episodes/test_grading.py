@@ -301,3 +301,13 @@ def test_episodes_create_deterministic_cli(cli_env) -> None:
     assert code == 0 and "episode(s)" in out
     code, out, err = _run("episodes", "destroy", ep["episode"])
     assert code == 0, err
+
+
+async def test_gold_agent_flags_an_unsolvable_task(db, kb, tmp_path: Path) -> None:
+    broken = {"id": "broken", "instruction": "Solve ticket 9999.", "fixture": "acme",
+              "actions": [{"name": "update_ticket", "arguments": {"ticket": "9999", "status": "solved"}}]}
+    report = await grade(db, kb, load_tasks(_write_tasks(tmp_path, [TASKS[0], broken])), gold_agent=True, k=2)
+    by_id = {t["id"]: t for t in report["tasks"]}
+    assert by_id["solve-magnet"]["pass_hat"] == {"pass^1": 1.0, "pass^2": 1.0}
+    assert by_id["broken"]["c"] == 0 and by_id["broken"]["note"].startswith("gold action 1 (update_ticket) failed:")
+    assert report["overall"]["pass^2"] == 0.5
