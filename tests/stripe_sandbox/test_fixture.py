@@ -13,7 +13,8 @@ from support_mcp.episodes import service
 from support_mcp.episodes.fixtures import parse_fixture
 from support_mcp.errors import InvalidInput
 from support_mcp.stripe_sandbox.fixture import populate
-from support_mcp.stripe_sandbox.objects import Account, SeededIds
+from support_mcp.stripe_sandbox.ids import SeededIds
+from support_mcp.stripe_sandbox.objects import Account
 
 EXAMPLE = Path(service.__file__).parent / "examples" / "acme_payments.json"
 DATA = json.loads(EXAMPLE.read_text("utf-8"))

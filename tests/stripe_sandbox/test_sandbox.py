@@ -168,3 +168,18 @@ async def test_the_app_role_cannot_read_the_sandbox_tables(db) -> None:
         for table in ("sandbox_accounts", "sandbox_objects", "sandbox_idempotency"):
             with pytest.raises(Exception, match="permission denied"):
                 await conn.fetchval(f'SELECT count(*) FROM "global".{table}')
+
+
+async def test_the_listener_is_loopback_tcp_so_answers_skip_nagle(db) -> None:
+    """Regression: a socket made with proto 0 gets no TCP_NODELAY on accepted connections from
+    asyncio, and every answer waited for a delayed ACK (~40 ms per Stripe call)."""
+    import socket
+
+    from support_mcp.stripe_sandbox.listener import SandboxListener
+
+    listener = await SandboxListener(db).start()
+    try:
+        assert listener._sock.proto == socket.IPPROTO_TCP  # noqa: SLF001
+        assert listener.base_url.startswith("http://127.0.0.1:")
+    finally:
+        await listener.stop()

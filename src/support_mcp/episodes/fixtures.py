@@ -206,6 +206,8 @@ def _problem(err: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "required"
+    if kind == "model_type":  # not "instance of StripeSection": the author never saw our class names
+        return "must be an object"
     msg = err["msg"].removeprefix("Value error, ")
     return msg[:1].lower() + msg[1:]
 

@@ -8,7 +8,7 @@ Two hosts for one API (api.py) over one object model (objects.py):
   started with SUPPORT_MCP_STRIPE_SANDBOX=on. It never runs unless asked.
 """
 
-from .api import ApiError
+from .apierrors import ApiError
 from .double import StripeDouble
 from .events import make_event, sign_webhook, signed_webhook
 from .objects import Account

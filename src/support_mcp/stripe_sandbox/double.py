@@ -30,7 +30,11 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .api import ApiError, account_invalid, authenticate, dispatch, idempotency_mismatch, parse_form
+from .api import dispatch, parse_form
+from .apierrors import ApiError, account_invalid, authenticate, idempotency_mismatch
+from .events import API_VERSION, make_event, sign_webhook, signed_webhook
+from .ids import new_id
+from .objects import Account
 from .wire import (
     FAULT_DEFAULTS,
     SERVER_ERROR,
@@ -41,8 +45,6 @@ from .wire import (
     redact,
     take_fault,
 )
-from .objects import Account, new_id
-from .events import API_VERSION, make_event, sign_webhook, signed_webhook
 
 __all__ = ["Account", "ApiError", "RecordedRequest", "StripeDouble", "make_event",
            "sign_webhook", "signed_webhook"]

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from .objects import new_id
+from .ids import new_id
 
 try:  # the API version the installed SDK speaks (and sends as Stripe-Version)
     from stripe._api_version import _ApiVersion

@@ -12,16 +12,13 @@ clock make an account deterministic (the same calls mint the same ids).
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import secrets
-import string
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-_ALNUM = string.ascii_letters + string.digits
+from .ids import Minter, new_id
 
 KIND_PREFIXES: dict[str, tuple[str, ...]] = {
     "customer": ("cus_",),
@@ -59,35 +56,6 @@ _OUTCOME_DECLINED = {"network_status": "declined_by_network", "reason": "generic
                      "risk_level": "normal", "type": "issuer_declined",
                      "seller_message": "The bank did not return any further details with "
                                        "this decline."}
-
-
-def new_id(prefix: str, length: int = 24) -> str:
-    """A Stripe-looking id: ``new_id("ch")`` -> ``ch_3Pq...`` (random base62)."""
-    return f"{prefix}_" + "".join(secrets.choice(_ALNUM) for _ in range(length))
-
-
-class SeededIds:
-    """Deterministic ids: the n-th id minted is ``prefix_`` + base62(SHA-256(seed, n)), so two
-    accounts with the same seed that receive the same calls mint the same ids. ``counter`` is
-    how many were minted before (a restored account continues where it stopped)."""
-
-    def __init__(self, seed: str, counter: int = 0) -> None:
-        self.seed, self.counter = seed, counter
-
-    def __call__(self, prefix: str, length: int) -> str:
-        self.counter += 1
-        out, block = "", 0
-        while len(out) < length:
-            digest = hashlib.sha256(f"{self.seed}\x1f{self.counter}\x1f{block}".encode()).digest()
-            n = int.from_bytes(digest, "big")
-            while n and len(out) < length:
-                n, r = divmod(n, 62)
-                out += _ALNUM[r]
-            block += 1
-        return f"{prefix}_{out}"
-
-
-Minter = Callable[[str, int], str]
 
 
 def _ref(value: Any) -> str | None:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..db import queries
 from .fixture import StripeSection, populate
-from .objects import Account, SeededIds
+from .ids import SeededIds
+from .objects import Account
 
 if TYPE_CHECKING:
     import asyncpg
