@@ -102,7 +102,9 @@ async def episode_client(db: Database, kb: KnowledgeBase, api_key: str, *,
 
     from ..server import build_server
 
-    settings = db.settings.model_copy(update={"api_key": SecretStr(api_key), "stripe_sandbox": stripe_sandbox})
+    # no rate limit: a replay runs the agent's calls back to back, far faster than the agent made them
+    settings = db.settings.model_copy(update={"api_key": SecretStr(api_key), "stripe_sandbox": stripe_sandbox,
+                                              "rate_limit_per_minute": 0})
     server = build_server(settings, db=db, kb=kb)
     async with mcp.Client(server, elicitation_callback=_approve) as client:
         yield client
