@@ -48,6 +48,8 @@ def test_wheel_contains_sql_tools_and_resources(tmp_path: Path) -> None:
     assert {"support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer.json",
             "support_mcp/kb/model_files/all-MiniLM-L6-v2/tokenizer_config.json",
             "support_mcp/kb/model_files/bm25/english.txt"} <= names
+    # the evaluation task suite and its fixture (`eval tasks --suite`)
+    assert {"support_mcp/episodes/suite/tasks.jsonl", "support_mcp/episodes/suite/northwind.json"} <= names
 
 
 def test_pre_1_0_dependencies_are_bounded() -> None:

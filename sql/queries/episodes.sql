@@ -1,20 +1,21 @@
 -- Evaluation episodes (schema "global", sql/global/0009). Admin only.
 
--- name: insert-episode(id, slug, fixture_sha256, fixture, expires_at)^
-INSERT INTO "global".episodes (id, tenant_id, fixture_sha256, fixture, expires_at)
-SELECT :id, t.id, :fixture_sha256, :fixture, :expires_at FROM public.tenants t WHERE t.slug = :slug
+-- name: insert-episode(id, slug, fixture_sha256, fixture, expires_at, deterministic, clock)^
+INSERT INTO "global".episodes (id, tenant_id, fixture_sha256, fixture, expires_at, deterministic, clock)
+SELECT :id, t.id, :fixture_sha256, :fixture, :expires_at, :deterministic, :clock
+FROM public.tenants t WHERE t.slug = :slug
 RETURNING id, expires_at, created_at;
 
 -- name: set-episode-key(id, key_id)!
 UPDATE "global".episodes SET key_id = :key_id WHERE id = :id;
 
 -- name: get-episode(id)^
-SELECT e.id, t.slug AS tenant, e.key_id, e.fixture_sha256, e.expires_at, e.created_at
+SELECT e.id, t.slug AS tenant, e.key_id, e.fixture_sha256, e.deterministic, e.clock, e.expires_at, e.created_at
 FROM "global".episodes e JOIN public.tenants t ON t.id = e.tenant_id
 WHERE e.id = :id;
 
 -- name: list-episodes()
-SELECT e.id, t.slug AS tenant, e.key_id, e.fixture_sha256, e.expires_at, e.created_at
+SELECT e.id, t.slug AS tenant, e.key_id, e.fixture_sha256, e.deterministic, e.clock, e.expires_at, e.created_at
 FROM "global".episodes e JOIN public.tenants t ON t.id = e.tenant_id
 ORDER BY e.created_at, e.id;
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from .. import keys
 from ..db import Database
 from ..episodes import service
+from ..episodes.tasks import BUILTIN_FIXTURES
 from ..kb.service import KnowledgeBase
 from ..payments.gateway import StripeGateway
 from ..payments.webhooks import WebhookReceiver
@@ -30,17 +31,24 @@ def _dump(obj: object) -> str:
 
 @app.command("create")
 def create(
-    fixture: Path = typer.Option(..., "--fixture", metavar="FILE", help="Fixture file (.json, .yaml or .yml)."),
+    fixture: Path = typer.Option(..., "--fixture", metavar="FILE",
+                                 help="Fixture file (.json, .yaml or .yml), or a built-in name: acme, suite."),
     ttl: str = typer.Option("30m", "--ttl", help="Lifetime of the episode and its key: 30m, 12h, 2d, 1w."),
+    deterministic: bool = typer.Option(False, "--deterministic",
+                                       help="Freeze the clock and seed ids: the same tool calls give the same "
+                                            "state hash (README \"Determinism rules\")."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create an episode: a tenant seeded from FILE and a key for that tenant only (printed once)."""
     lifetime = usage(keys.parse_duration, ttl)
 
+    if not fixture.exists() and str(fixture) in BUILTIN_FIXTURES:
+        fixture = BUILTIN_FIXTURES[str(fixture)]
+
     async def go(db: Database) -> dict[str, Any]:
         kb = KnowledgeBase(db.settings, db)
         try:
-            return await service.create(db, kb, fixture, lifetime)
+            return await service.create(db, kb, fixture, lifetime, deterministic=deterministic)
         finally:
             await kb.close()
 
@@ -48,7 +56,8 @@ def create(
     if as_json:
         typer.echo(_dump(made))
         return
-    typer.echo(f"created episode {made['episode']} (tenant {made['tenant']}), expires {made['expires_at']}; "
+    frozen = f", deterministic (clock {made['clock']})" if made.get("deterministic") else ""
+    typer.echo(f"created episode {made['episode']} (tenant {made['tenant']}){frozen}, expires {made['expires_at']}; "
                "its key, shown once:")
     typer.echo(made["api_key"])
 
@@ -85,9 +94,9 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     if as_json:
         typer.echo(_dump(rows))
         return
-    table = Table("id", "tenant", "fixture sha256", "expires", "created")
+    table = Table("id", "tenant", "fixture sha256", "deterministic", "expires", "created")
     for r in rows:
-        table.add_row(str(r["id"]), r["tenant"], r["fixture_sha256"][:12],
+        table.add_row(str(r["id"]), r["tenant"], r["fixture_sha256"][:12], "yes" if r["deterministic"] else "no",
                       f"{r['expires_at']:%Y-%m-%d %H:%M}", f"{r['created_at']:%Y-%m-%d %H:%M}")
     out.print(table)
     out.print(f"{len(rows)} episode(s)")

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from .. import tenancy
 from ..db import Database, queries
@@ -106,6 +106,8 @@ class DocumentPart(_Strict):
 
 
 class Fixture(_Strict):
+    clock: AwareDatetime | None = Field(default=None, description="A deterministic episode's frozen \"now\" "
+                                        "(ISO 8601 with a zone); default DEFAULT_CLOCK (episodes/service.py).")
     tenant: TenantPart = Field(default_factory=TenantPart)
     customers: list[CustomerPart] = Field(default_factory=list)
     tickets: list[TicketPart] = Field(default_factory=list)
@@ -170,8 +172,8 @@ def _yaml(text: str, name: str) -> Any:
 def parse_fixture(data: Any) -> Fixture:
     """Validate parsed fixture data: shapes and values, then cross-references, all reported at once."""
     if not isinstance(data, dict):
-        raise InvalidInput("fixture invalid: the top level must be an object with tenant, customers, tickets, "
-                           "documents and stripe (all optional)")
+        raise InvalidInput("fixture invalid: the top level must be an object with clock, tenant, customers, "
+                           "tickets, documents and stripe (all optional)")
     problems: list[str] = []
     fixture: Fixture | None = None
     try:

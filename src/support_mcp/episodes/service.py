@@ -6,6 +6,10 @@ write, named `episode:<id>`, expiring with the episode). `destroy` deletes the k
 (schema, role, registry row, audit rows, and with it the episode row) and its knowledge-base
 namespace; it takes only an episode id, never a tenant slug. All of it runs as the admin.
 Expired episodes are not swept yet: `destroy` them (or wait for the sweeper of a later change).
+
+Deterministic episodes (`deterministic=True`, sql/global/0015) record a frozen clock (the
+fixture's `clock`, else DEFAULT_CLOCK) and a seed derived from the fixture (`seed_of`), so the
+same tool calls on two of them export the same state: README "Determinism rules".
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..logging import get_logger
 from ..stripe_sandbox import store as sandbox_store
 from ..stripe_sandbox.trigger import trigger as sandbox_trigger
 from .fixtures import Fixture, apply_fixture, load_fixture
-from .state import export_state, state_hash
+from .state import export_state, normalize, state_hash
 
 if TYPE_CHECKING:
     from ..kb.service import KnowledgeBase
@@ -35,6 +39,14 @@ log = get_logger(__name__)
 DEFAULT_TTL = timedelta(minutes=30)
 SLUG_PREFIX = "ep_"
 SCOPES = ["read", "write"]
+#: a deterministic episode's "now" when its fixture names no `clock`
+DEFAULT_CLOCK = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+
+
+def seed_of(fixture_sha256: str) -> int:
+    """The seed of a deterministic episode's ids and numbers: from the fixture's content, so every
+    deterministic episode of one fixture starts from the same seed (63 bits)."""
+    return int(fixture_sha256[:16], 16) >> 1
 
 
 def scopes_for(fixture: Fixture) -> list[str]:
@@ -54,8 +66,9 @@ def parse_id(text: str | UUID) -> UUID:
 
 
 async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
-                 ttl: timedelta = DEFAULT_TTL) -> dict[str, Any]:
-    """Provision an episode; returns {"episode", "tenant", "api_key", "expires_at"} (the key is shown once)."""
+                 ttl: timedelta = DEFAULT_TTL, *, deterministic: bool = False) -> dict[str, Any]:
+    """Provision an episode; returns {"episode", "tenant", "api_key", "expires_at"} (plus
+    "deterministic": true and "clock" when deterministic); the key is shown once."""
     if not isinstance(fixture, Fixture):
         fixture = load_fixture(fixture)
     if ttl <= timedelta(0):
@@ -64,12 +77,17 @@ async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
     slug = f"{SLUG_PREFIX}{secrets.token_hex(8)}"
     data = fixture.model_dump(mode="json")
     expires_at = datetime.now(timezone.utc) + ttl
+    fixture_sha256 = state_hash(data)
+    clock = (fixture.clock or DEFAULT_CLOCK).astimezone(timezone.utc) if deterministic else None
     await tenancy.create_tenant(db, slug, fixture.tenant.name or f"Episode {slug}")
     try:
         async with db.admin_scope() as conn:
-            await queries.insert_episode(conn, id=episode_id, slug=slug, fixture_sha256=state_hash(data),
-                                         fixture=data, expires_at=expires_at)
-        await apply_fixture(db, kb, slug, fixture)
+            await queries.insert_episode(conn, id=episode_id, slug=slug, fixture_sha256=fixture_sha256,
+                                         fixture=data, expires_at=expires_at, deterministic=deterministic,
+                                         clock=clock)
+        # deterministic: the sandbox mints ids from the fixture's seed and its "now" is the clock
+        await apply_fixture(db, kb, slug, fixture, stripe_seed=seed_of(fixture_sha256) if deterministic else None,
+                            stripe_clock=clock)
         created = await keys.create_key(db, f"episode:{episode_id}", tenants=[slug], all_tenants=False,
                                         scopes=scopes_for(fixture), expires_in=expires_at - datetime.now(timezone.utc))
         async with db.admin_scope() as conn:
@@ -80,9 +98,12 @@ async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
         except Exception as exc:  # noqa: BLE001 - the original error is the one to report
             log.warning("episode_cleanup_failed", tenant=slug, error=exc.__class__.__name__)
         raise
-    log.info("episode_created", episode=str(episode_id), tenant=slug)
-    return {"episode": str(episode_id), "tenant": slug, "api_key": created.key,
-            "expires_at": expires_at.isoformat()}
+    log.info("episode_created", episode=str(episode_id), tenant=slug, deterministic=deterministic)
+    made: dict[str, Any] = {"episode": str(episode_id), "tenant": slug, "api_key": created.key,
+                            "expires_at": expires_at.isoformat()}
+    if clock is not None:
+        made.update(deterministic=True, clock=clock.isoformat())
+    return made
 
 
 async def _get(db: Database, episode_id: str | UUID) -> dict[str, Any]:
@@ -98,6 +119,9 @@ async def state(db: Database, episode_id: str | UUID) -> dict[str, Any]:
     """{"state_hash", "state"}: the episode tenant's state export (episodes/state.py)."""
     ep = await _get(db, episode_id)
     exported = await export_state(db, ep["tenant"])
+    # what names the episode itself (its tenant slug, its key `episode:<id>` quoted in refund notes
+    # and sandbox metadata) differs per episode by construction: normalized to placeholders
+    exported = normalize(exported, {ep["tenant"]: "<tenant>", str(ep["id"]): "<episode>"})
     return {"state_hash": state_hash(exported), "state": exported}
 
 
@@ -146,4 +170,5 @@ async def reset_stripe(db: Database, episode_id: str | UUID) -> str | None:
     return await sandbox_store.reset_account(db, ep["tenant"])
 
 
-__all__ = ["DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "reset_stripe", "state", "trigger"]
+__all__ = ["DEFAULT_CLOCK", "DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "reset_stripe", "seed_of", "state",
+           "trigger"]

@@ -37,6 +37,21 @@ async def export_state(db: Database, slug: str) -> dict[str, Any]:
     }
 
 
+def normalize(value: Any, replacements: dict[str, str]) -> Any:
+    """`value` with every occurrence of each key of `replacements` inside its strings (keys and
+    values) replaced by its placeholder: what names one episode (its slug, its id) never reaches
+    the hash."""
+    if isinstance(value, str):
+        for old, new in replacements.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [normalize(v, replacements) for v in value]
+    if isinstance(value, dict):
+        return {normalize(k, replacements): normalize(v, replacements) for k, v in value.items()}
+    return value
+
+
 def canonical_json(state: Any) -> str:
     """Sorted keys, no whitespace, UTF-8 text as is: the same state always gives the same string."""
     return json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
