@@ -140,7 +140,7 @@ def test_episodes_via_cli(cli_env, tmp_path: Path) -> None:
     code, out, err = _run("episodes", "destroy", "acme")
     assert code == 1 and err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err + out
     code, out, err = _run("episodes", "create", "--fixture", str(ACME), "--ttl", "soon")
-    assert code == 1 and "30m" in err and err.count("\n") == 1
+    assert code == 2 and "30m" in err and err.count("\n") == 1
     missing = tmp_path / "missing.json"
     code, out, err = _run("episodes", "create", "--fixture", str(missing))
     assert code == 1 and "missing.json" in err and err.count("\n") == 1
