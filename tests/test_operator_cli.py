@@ -229,3 +229,20 @@ def test_shell_completion_is_available() -> None:
 ])
 def test_refused_command_lines_are_one_line(args: list[str], needle: str) -> None:
     one_line_error(*run(*args), needle, "--help")
+
+
+async def test_an_episode_key_is_not_rotated(db, kb) -> None:
+    from datetime import timedelta
+
+    from support_mcp import keys
+    from support_mcp.episodes import service
+    from support_mcp.errors import InvalidInput
+
+    acme = Path(service.__file__).parent / "examples" / "acme.json"
+    ep = await service.create(db, kb, acme, timedelta(minutes=5))
+    try:
+        key_id = (await keys.KeyVerifier(db, ttl=0).principal(ep["api_key"])).key_id
+        with pytest.raises(InvalidInput, match="episode"):
+            await keys.rotate_key(db, str(key_id), timedelta(hours=1))
+    finally:
+        await service.destroy(db, ep["episode"], kb)
