@@ -50,6 +50,9 @@ FROM "global".api_keys
 WHERE id = :id
 FOR UPDATE;
 
+-- name: is-episode-key(id)$
+SELECT EXISTS (SELECT 1 FROM "global".episodes WHERE key_id = :id);
+
 -- name: copy-api-key-grants(from_id, to_id)!
 INSERT INTO "global".api_key_tenants (key_id, tenant_id)
 SELECT :to_id, tenant_id FROM "global".api_key_tenants WHERE key_id = :from_id;

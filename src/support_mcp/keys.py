@@ -117,6 +117,8 @@ async def rotate_key(db: Database, key_id: str, grace: timedelta) -> RotatedKey:
             raise InvalidInput(f"key {uid} is revoked: create a new key instead")
         if old["replaced_by"] is not None:
             raise InvalidInput(f"key {uid} was already rotated; rotate its replacement {old['replaced_by']}")
+        if await queries.is_episode_key(conn, id=uid):
+            raise InvalidInput(f"key {uid} belongs to an evaluation episode and ends with it: create a new episode")
         now = datetime.now(timezone.utc)
         if old["expires_at"] is not None and old["expires_at"] <= now:
             raise InvalidInput(f"key {uid} has expired: create a new key instead")

@@ -103,6 +103,9 @@ class _Group(TyperGroup):
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.secho("error: aborted", fg=typer.colors.RED, err=True)
+            sys.exit(1)
         except Exception as exc:  # click's ClickException (typer vendors click privately)
             if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
                 raise
@@ -112,9 +115,6 @@ class _Group(TyperGroup):
                 hint = f" (see `{where} --help`)" if where else ""
                 typer.secho(f"error: {message}{hint}", fg=typer.colors.RED, err=True)
             sys.exit(exc.exit_code)
-        except typer.Abort:
-            typer.secho("error: aborted", fg=typer.colors.RED, err=True)
-            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
