@@ -1,27 +1,36 @@
 """Episodes: an ephemeral tenant seeded from a fixture, with one API key granted only that tenant.
 
-`create` provisions the tenant (slug `ep_<hex>`), records the episode row (sql/global/0009: the
-row is what makes a tenant an episode), applies the fixture and creates the key (scopes read +
-write, named `episode:<id>`, expiring with the episode). `destroy` deletes the key, the tenant
-(schema, role, registry row, audit rows, and with it the episode row) and its knowledge-base
-namespace; it takes only an episode id, never a tenant slug. All of it runs as the admin.
-Expired episodes are not swept yet: `destroy` them (or wait for the sweeper of a later change).
+An episode is a tenant (slug `ep_<hex>`) plus its row in "global".episodes (sql/global/0009: the
+row is what makes a tenant an episode) and a key (scopes read + write, named `episode:<id>`,
+expiring with the episode). Each operation is a short sequence of steps, all as the admin:
+
+- create:  provision (a warm-pool spare, else a new tenant) + record (episode row, key, profile:
+           one transaction) -> load the fixture (desk data, documents) -> [Stripe sandbox step]
+- reset:   the profile back -> tenant tables emptied and the desk data re-written (one tenant
+           transaction) -> search namespace emptied and documents re-ingested -> [sandbox step]
+- destroy: [release the Stripe sandbox] -> key -> tenant (schema, role, registry row, audit rows,
+           and with it the episode row) -> search namespace
+- sweep:   destroy every expired episode (serve runs it periodically; `episodes sweep` once)
+
+Every operation takes an episode id, never a tenant slug: episodes and tenants are distinct kinds.
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import asyncpg
+
 from .. import keys, tenancy
 from ..db import Database, queries
 from ..errors import InvalidInput, NotFound
 from ..logging import get_logger
-from .fixtures import Fixture, apply_fixture, load_fixture
+from . import pool
+from .fixtures import Fixture, check_documents, load_fixture, parse_fixture, write_desk, write_documents
 from .state import export_state, state_hash
 
 if TYPE_CHECKING:
@@ -30,8 +39,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DEFAULT_TTL = timedelta(minutes=30)
-SLUG_PREFIX = "ep_"
+SLUG_PREFIX = pool.SLUG_PREFIX
 SCOPES = ["read", "write"]
+SWEEP_BATCH = 500  # expired episodes destroyed per sweep (the next sweep takes the rest)
 
 
 def parse_id(text: str | UUID) -> UUID:
@@ -45,42 +55,86 @@ def parse_id(text: str | UUID) -> UUID:
                            "or `episodes list`); episodes and tenants are distinct kinds") from None
 
 
+# --- create -------------------------------------------------------------------------------
+
 async def create(db: Database, kb: KnowledgeBase, fixture: str | Path | Fixture,
-                 ttl: timedelta = DEFAULT_TTL) -> dict[str, Any]:
+                 ttl: timedelta = DEFAULT_TTL, *, deterministic: bool = False) -> dict[str, Any]:
     """Provision an episode; returns {"episode", "tenant", "api_key", "expires_at"} (the key is shown once)."""
     if not isinstance(fixture, Fixture):
         fixture = load_fixture(fixture)
     if ttl <= timedelta(0):
         raise InvalidInput("an episode's ttl must be positive")
+    if deterministic:
+        raise InvalidInput("deterministic episodes are not available in this version")
+    check_documents(kb, fixture)  # before anything is provisioned
     episode_id = uuid.uuid4()
-    slug = f"{SLUG_PREFIX}{secrets.token_hex(8)}"
-    data = fixture.model_dump(mode="json")
     expires_at = datetime.now(timezone.utc) + ttl
-    await tenancy.create_tenant(db, slug, fixture.tenant.name or f"Episode {slug}")
+    slug, key = await _provision(db, episode_id, fixture, expires_at)
     try:
-        async with db.admin_scope() as conn:
-            await queries.insert_episode(conn, id=episode_id, slug=slug, fixture_sha256=state_hash(data),
-                                         fixture=data, expires_at=expires_at)
-        await apply_fixture(db, kb, slug, fixture)
-        created = await keys.create_key(db, f"episode:{episode_id}", tenants=[slug], all_tenants=False,
-                                        scopes=SCOPES, expires_in=expires_at - datetime.now(timezone.utc))
-        async with db.admin_scope() as conn:
-            await queries.set_episode_key(conn, id=episode_id, key_id=created.id)
+        await _load(db, kb, slug, fixture)
+        # the Stripe sandbox step (a connected account with the fixture's objects) goes here
     except BaseException:
-        try:
-            await _remove(db, kb, slug, None)  # nothing half-made is left behind
-        except Exception as exc:  # noqa: BLE001 - the original error is the one to report
-            log.warning("episode_cleanup_failed", tenant=slug, error=exc.__class__.__name__)
+        await _cleanup(db, kb, slug)
         raise
     log.info("episode_created", episode=str(episode_id), tenant=slug)
-    return {"episode": str(episode_id), "tenant": slug, "api_key": created.key,
-            "expires_at": expires_at.isoformat()}
+    return {"episode": str(episode_id), "tenant": slug, "api_key": key.key, "expires_at": expires_at.isoformat()}
 
 
-async def _get(db: Database, episode_id: str | UUID) -> dict[str, Any]:
+async def _provision(db: Database, episode_id: UUID, fixture: Fixture,
+                     expires_at: datetime) -> tuple[str, keys.CreatedKey]:
+    """The episode's tenant, row and key: a warm-pool spare claimed, recorded and brought to the
+    current tenant migrations in ONE transaction; with the pool empty, a new tenant and then one
+    transaction for the rest."""
+    name, policies = fixture.tenant.name, fixture.tenant.policies
+    async with db.admin_scope() as conn:
+        slug = await pool.claim(conn, name, policies)
+        if slug is not None:
+            key = await _record(conn, episode_id, slug, fixture, expires_at)
+            await pool.bring_current(db, conn, slug)  # last: switches to the tenant role
+            return slug, key
+    slug = pool.new_slug()
+    await tenancy.create_tenant(db, slug, name or f"Episode {slug}", policies=policies)
+    try:
+        async with db.admin_scope() as conn:
+            return slug, await _record(conn, episode_id, slug, fixture, expires_at)
+    except BaseException:
+        await _cleanup(db, None, slug)
+        raise
+
+
+async def _record(conn: asyncpg.Connection, episode_id: UUID, slug: str, fixture: Fixture,
+                  expires_at: datetime) -> keys.CreatedKey:
+    data = fixture.model_dump(mode="json")
+    await queries.insert_episode(conn, id=episode_id, slug=slug, fixture_sha256=state_hash(data),
+                                 fixture=data, expires_at=expires_at)
+    created = await keys.insert_key(conn, f"episode:{episode_id}", tenants=[slug], all_tenants=False,
+                                    scopes=SCOPES, expires_in=expires_at - datetime.now(timezone.utc))
+    await queries.set_episode_key(conn, id=episode_id, key_id=created.id)
+    return created
+
+
+async def _load(db: Database, kb: KnowledgeBase, slug: str, fixture: Fixture) -> None:
+    """The fixture's desk data in one tenant transaction, then its documents."""
+    if fixture.customers or fixture.tickets:
+        async with db.tenant_scope(slug) as s:
+            await write_desk(s.conn, fixture)
+    await write_documents(kb, slug, fixture)
+
+
+async def _cleanup(db: Database, kb: KnowledgeBase | None, slug: str) -> None:
+    """Nothing half-made is left behind; the original error is the one reported."""
+    try:
+        await _remove(db, kb, slug, None)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("episode_cleanup_failed", tenant=slug, error=exc.__class__.__name__)
+
+
+# --- read ---------------------------------------------------------------------------------
+
+async def _get(db: Database, episode_id: str | UUID, *, with_fixture: bool = False) -> dict[str, Any]:
     eid = parse_id(episode_id)
     async with db.admin_scope() as conn:
-        row = await queries.get_episode(conn, id=eid)
+        row = await (queries.get_episode_fixture if with_fixture else queries.get_episode)(conn, id=eid)
     if row is None:
         raise NotFound(f"no episode with id {eid}")
     return dict(row)
@@ -93,6 +147,34 @@ async def state(db: Database, episode_id: str | UUID) -> dict[str, Any]:
     return {"state_hash": state_hash(exported), "state": exported}
 
 
+async def list_(db: Database) -> list[dict[str, Any]]:
+    async with db.admin_scope() as conn:
+        return [dict(r) async for r in queries.list_episodes(conn)]
+
+
+# --- reset --------------------------------------------------------------------------------
+
+async def reset(db: Database, kb: KnowledgeBase, episode_id: str | UUID) -> dict[str, Any]:
+    """Back to the stored fixture, in place: same episode id, tenant, key and expiry."""
+    ep = await _get(db, episode_id, with_fixture=True)
+    slug, fixture = ep["tenant"], parse_fixture(ep["fixture"])
+    async with db.admin_scope() as conn:
+        await queries.reset_tenant_profile(conn, slug=slug, name=fixture.tenant.name or f"Episode {slug}",
+                                           policies=fixture.tenant.policies or "")
+    async with db.tenant_scope(slug) as s:  # emptied and re-seeded in one transaction
+        had_documents = await queries.has_documents(s.conn)
+        await queries.truncate_tenant_tables(s.conn)
+        await write_desk(s.conn, fixture)
+    if had_documents or fixture.documents:
+        await kb.drop_tenant_namespace(ep["rag_index_namespace"])
+        await write_documents(kb, slug, fixture)
+    # the Stripe sandbox reset step goes here
+    log.info("episode_reset", episode=str(ep["id"]), tenant=slug)
+    return {"episode": str(ep["id"]), "tenant": slug}
+
+
+# --- destroy ------------------------------------------------------------------------------
+
 async def destroy(db: Database, episode_id: str | UUID, kb: KnowledgeBase | None = None) -> dict[str, Any]:
     """Delete the episode's key, tenant (with its audit rows and the episode row) and search namespace."""
     ep = await _get(db, episode_id)
@@ -101,7 +183,12 @@ async def destroy(db: Database, episode_id: str | UUID, kb: KnowledgeBase | None
     return {"episode": str(ep["id"]), "tenant": ep["tenant"]}
 
 
+async def release_stripe_sandbox(db: Database, slug: str) -> None:
+    """Hook: the episode's Stripe sandbox account goes with it (nothing to release yet)."""
+
+
 async def _remove(db: Database, kb: KnowledgeBase | None, slug: str, key_id: UUID | None) -> None:
+    await release_stripe_sandbox(db, slug)
     async with db.admin_scope() as conn:
         if key_id is None:  # a half-made episode: its key, if any, is the one named after it
             key_id = await queries.episode_key_by_tenant(conn, slug=slug)
@@ -118,9 +205,22 @@ async def _remove(db: Database, kb: KnowledgeBase | None, slug: str, key_id: UUI
             log.warning("episode_namespace_left", tenant=slug, namespace=namespace, error=str(exc))
 
 
-async def list_(db: Database) -> list[dict[str, Any]]:
+async def sweep(db: Database, kb: KnowledgeBase | None) -> list[dict[str, Any]]:
+    """Destroy every expired episode (and spares a crash left unrecorded); returns what went."""
     async with db.admin_scope() as conn:
-        return [dict(r) async for r in queries.list_episodes(conn)]
+        due = [r["id"] async for r in queries.expired_episodes(conn, limit=SWEEP_BATCH)]
+    gone = []
+    for episode_id in due:
+        try:
+            gone.append(await destroy(db, episode_id, kb))
+        except NotFound:
+            continue  # another sweeper (a replica, the CLI) got it first
+        except Exception as exc:  # noqa: BLE001 - the next sweep retries it
+            log.warning("episode_sweep_failed", episode=str(episode_id), error=exc.__class__.__name__)
+    await pool.remove_orphans(db)
+    if gone:
+        log.info("episodes_swept", destroyed=len(gone))
+    return gone
 
 
-__all__ = ["DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "state"]
+__all__ = ["DEFAULT_TTL", "create", "destroy", "list_", "parse_id", "reset", "state", "sweep"]

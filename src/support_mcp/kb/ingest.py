@@ -73,15 +73,19 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
                 n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
                 results[i] = IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
                 continue
-        chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+        chunks = kb.embedding_cache.chunks(digest)
+        if chunks is None:
+            chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+            kb.embedding_cache.keep_chunks(digest, chunks)
         if not chunks:
             raise InvalidInput(f"document {title[:80]!r} has no text to index")
         todo.append((i, _Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
                                   [embedding_text(title, c.heading_path, c.text) for c in chunks])))
     if todo:
         inputs = [text for _, p in todo for text in p.inputs]
-        dense = await _embed_dense(emb, inputs, kb.settings.embedding_batch_size, progress)
-        sparse = await emb.asparse_documents(inputs)
+        dense, sparse = await kb.embedding_cache.passages(  # episodes of one fixture embed it once
+            emb.model_name, inputs, lambda texts: _embed_dense(emb, texts, kb.settings.embedding_batch_size, progress),
+            emb.asparse_documents)
         index = await kb.index()
         await index.ensure_namespace(namespace, emb.dense_dim)
         at = 0

@@ -19,6 +19,7 @@ from ..logging import get_logger
 from ..settings import Settings
 from ..untrusted import Fence, one_line
 from .chunking import Chunker
+from .embed_cache import EmbeddingCache
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
 from .limits import IngestGate
 from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
@@ -38,6 +39,7 @@ class KnowledgeBase:
         self._namespaces: dict[str, tuple[float, str, bool]] = {}
         self._lock = asyncio.Lock()
         self.ingests = IngestGate(settings.kb_max_ingests_per_key)
+        self.embedding_cache = EmbeddingCache(settings.embedding_cache_entries)
 
     # --- lazily built parts -------------------------------------------------------------
     async def embedder(self) -> Any:
