@@ -44,6 +44,7 @@ log = get_logger(__name__)
 PREFIX = "/admin/episodes"
 MCP_PATH = "/mcp"
 _FIELDS = ("fixture", "ttl", "deterministic")
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # each route answers a wrong method itself
 _STATUS: dict[type[SupportError], int] = {InvalidInput: 400, NotFound: 404, NotPermitted: 403, Conflict: 409,
                                           TenantUnavailable: 409, RateLimited: 429, UpstreamUnavailable: 503}
 Handler = Callable[[Request], Awaitable[tuple[int, dict[str, Any], dict[str, Any]]]]
@@ -69,10 +70,10 @@ class EpisodesAPI:
         """Routes first (before the SDK's), and a lifespan that keeps the app's shared parts (audit
         writer...) running for the server's life and runs the upkeep tasks."""
         http_app.router.routes[:0] = [
-            Route(PREFIX, self._collection, methods=None),
-            Route(PREFIX + "/{episode_id}", self._one, methods=None),
-            Route(PREFIX + "/{episode_id}/{action}", self._action, methods=None),
-            Route("/admin/{rest:path}", self._unknown, methods=None),
+            Route(PREFIX, self._collection, methods=_ANY),
+            Route(PREFIX + "/{episode_id}", self._one, methods=_ANY),
+            Route(PREFIX + "/{episode_id}/{action}", self._action, methods=_ANY),
+            Route("/admin/{rest:path}", self._unknown, methods=_ANY),
         ]
         inner = http_app.router.lifespan_context
 
