@@ -21,7 +21,6 @@ from ..desk import customers, tickets
 from ..desk.models import AuthorRole, Priority, Status
 from ..desk.refs import is_email, normalize_tags
 from ..errors import InvalidInput
-from ..kb.ingest import NewDocument, ingest_documents
 from ..kb.limits import check_document_size
 from ..logging import get_logger
 
@@ -294,7 +293,8 @@ async def write_desk(conn: Any, fixture: Fixture) -> int:
 
 
 async def write_documents(kb: KnowledgeBase, slug: str, fixture: Fixture) -> None:
-    """Every document of the fixture in one knowledge-base ingest (embeddings come from the embedder's
-    cache when another episode of the fixture embedded them already)."""
-    if fixture.documents:
-        await ingest_documents(kb, slug, [NewDocument(d.title, d.text, d.source_uri) for d in fixture.documents])
+    """Every document of the fixture, into the tenant's empty knowledge base, in bulk (episodes/documents.py;
+    chunks and embeddings come from the per-process cache when another episode of the fixture made them)."""
+    from .documents import ingest_fresh  # noqa: PLC0415 - kb parts load lazily
+
+    await ingest_fresh(kb, slug, fixture.documents)

@@ -11,19 +11,25 @@ indistinguishable from a tenant provisioned at that moment. No rename is needed:
 appeared anywhere before the claim.
 
 `refill` tops the pool up to a target; `serve` runs it in the background (episodes/upkeep.py,
-SUPPORT_MCP_EPISODES_WARM_POOL). An empty pool is no error: `create` provisions a tenant then.
+SUPPORT_MCP_EPISODES_WARM_POOL), creating each spare's empty search namespace as well. An empty
+pool is no error: `create` provisions a tenant then. Destroying a spare's tenant (never needed
+by hand) would leave its empty namespace behind.
 """
 
 from __future__ import annotations
 
 import secrets
 from functools import cache
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from .. import migrations, tenancy
 from ..db import Database, queries
 from ..logging import get_logger
+
+if TYPE_CHECKING:
+    from ..kb.service import KnowledgeBase
 
 log = get_logger(__name__)
 
@@ -40,10 +46,15 @@ def _tenant_migrations() -> list[migrations.Migration]:
     return migrations.load("tenant")  # read once per process (the files ship with the package)
 
 
-async def add_spare(db: Database) -> str:
+async def add_spare(db: Database, kb: KnowledgeBase | None = None) -> str:
+    """One spare; with `kb`, its (empty) search namespace too: creating an index shard is the slowest
+    part of loading a fixture's documents (100-500 ms on a loaded machine), so it is done ahead."""
     slug = new_slug()
-    await tenancy.create_tenant(db, slug, SPARE_NAME, status="suspended",
-                                tenant_migrations=_tenant_migrations())
+    info = await tenancy.create_tenant(db, slug, SPARE_NAME, status="suspended",
+                                       tenant_migrations=_tenant_migrations())
+    if kb is not None:
+        emb, index = await kb.embedder(), await kb.index()
+        await index.ensure_namespace(info.rag_index_namespace, emb.dense_dim)
     async with db.admin_scope() as conn:
         await queries.insert_spare(conn, slug=slug)
     return slug
@@ -68,11 +79,11 @@ async def size(db: Database) -> int:
         return await queries.count_spares(conn)
 
 
-async def refill(db: Database, target: int) -> int:
+async def refill(db: Database, target: int, kb: KnowledgeBase | None = None) -> int:
     """Provision spares until the pool holds `target`; returns how many were made."""
     made = 0
     while target > 0 and await size(db) < target:
-        await add_spare(db)
+        await add_spare(db, kb)
         made += 1
     if made:
         log.info("episode_pool_refilled", made=made, target=target)

@@ -30,7 +30,8 @@ from ..db import Database, queries
 from ..errors import InvalidInput, NotFound
 from ..logging import get_logger
 from . import pool
-from .fixtures import Fixture, check_documents, load_fixture, parse_fixture, write_desk, write_documents
+from .fixtures import Fixture, check_documents, load_fixture, parse_fixture, write_documents
+from .seed import write_desk_fast
 from .state import export_state, state_hash
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ async def _load(db: Database, kb: KnowledgeBase, slug: str, fixture: Fixture) ->
     """The fixture's desk data in one tenant transaction, then its documents."""
     if fixture.customers or fixture.tickets:
         async with db.tenant_scope(slug) as s:
-            await write_desk(s.conn, fixture)
+            await write_desk_fast(s.conn, fixture)
     await write_documents(kb, slug, fixture)
 
 
@@ -164,7 +165,7 @@ async def reset(db: Database, kb: KnowledgeBase, episode_id: str | UUID) -> dict
     async with db.tenant_scope(slug) as s:  # emptied and re-seeded in one transaction
         had_documents = await queries.has_documents(s.conn)
         await queries.truncate_tenant_tables(s.conn)
-        await write_desk(s.conn, fixture)
+        await write_desk_fast(s.conn, fixture)
     if had_documents or fixture.documents:
         await kb.drop_tenant_namespace(ep["rag_index_namespace"])
         await write_documents(kb, slug, fixture)

@@ -65,7 +65,7 @@ class Upkeep:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), REFILL_CHECK_SECONDS)
             self._wake.clear()
-            await self._run(lambda: pool.refill(self.app.db, target))
+            await self._run(lambda: pool.refill(self.app.db, target, self.app.kb))
 
     async def _run(self, job: Callable[[], Awaitable[Any]]) -> None:
         try:
