@@ -44,23 +44,15 @@ SELECT e.id FROM "global".episodes e WHERE e.expires_at <= now() ORDER BY e.expi
 -- reset: the tenant's name and policies back to the fixture's (a fresh episode's when it has none)
 UPDATE public.tenants SET name = :name, policies = :policies, updated_at = now() WHERE slug = :slug RETURNING id;
 
--- name: truncate-tenant-tables()!
--- reset, inside THE scoping point's transaction (as the tenant role, which owns its tables): every table
--- of the scoped schema but the migration ledger, identities restarted (ticket numbers start at 1001 again).
-DO $$
-DECLARE
-    names text;
-BEGIN
-    SELECT string_agg(pg_catalog.quote_ident(tablename), ', ') INTO names
-    FROM pg_catalog.pg_tables WHERE schemaname = pg_catalog.current_schema() AND tablename <> 'schema_migrations';
-    IF names IS NOT NULL THEN
-        EXECUTE 'TRUNCATE ' || names || ' RESTART IDENTITY CASCADE';
-    END IF;
-END
-$$;
+-- name: tenant-tables()
+-- reset, inside THE scoping point's transaction: the tables of the scoped schema (service.reset empties
+-- them as the tenant role, which owns them), never the migration ledger.
+SELECT tablename::text AS name FROM pg_catalog.pg_tables
+WHERE schemaname = pg_catalog.current_schema() AND tablename <> 'schema_migrations'
+ORDER BY tablename;
 
--- name: has-documents()$
-SELECT EXISTS (SELECT FROM documents);
+-- name: document-hashes()
+SELECT source_uri, content_hash FROM documents;
 
 -- Warm pool (sql/global/0010).
 

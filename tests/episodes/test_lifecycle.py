@@ -50,6 +50,12 @@ async def test_reset_puts_the_fixture_back_in_place(db, kb, connect_key) -> None
         made = await c.ok("create_ticket", tenant=ep["tenant"], subject="After reset", description="x",
                           customer_email="new@example.com")
         assert made["number"] == 1004
+    # the knowledge base untouched since: reset keeps it (same documents, still searchable)
+    await service.reset(db, kb, ep["episode"])
+    assert await service.state(db, ep["episode"]) == fresh
+    async with connect_key(ep["api_key"]) as c:
+        hits = await c.ok("search_docs", tenant=ep["tenant"], query="express shipping")
+        assert "Shipping" in json.dumps(hits)
     await service.destroy(db, ep["episode"], kb)
 
 

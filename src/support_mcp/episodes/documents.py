@@ -30,13 +30,27 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+def _by_source(docs: list[DocumentPart]) -> list[DocumentPart]:
+    """One document per source (the title when it has none): a later one replaces an earlier one, as
+    ingesting them one by one would."""
+    return list({_source(d): d for d in docs}.values())
+
+
+def _source(doc: DocumentPart) -> str:
+    return (doc.source_uri or f"title:{doc.title.strip()}").strip()
+
+
+async def fixture_document_hashes(kb: KnowledgeBase, fixture: Any) -> dict[str, str]:
+    """source_uri -> content hash of the documents the fixture puts in the knowledge base."""
+    model = (await kb.embedder()).model_name
+    return {_source(d): content_hash(kb, d.title.strip(), d.text.strip(), model) for d in _by_source(fixture.documents)}
+
+
 async def ingest_fresh(kb: KnowledgeBase, slug: str, docs: list[DocumentPart]) -> int:
     """Write `docs` into `slug`'s empty knowledge base; returns the number of chunks."""
     if not docs:
         return 0
-    # one document per source (the title when it has none): a later one replaces an earlier one, as
-    # ingesting them one by one would
-    docs = list({(d.source_uri or f"title:{d.title.strip()}").strip(): d for d in docs}.values())
+    docs = _by_source(docs)
     emb, chunker = await kb.embedder(), await kb.chunker()
     namespace, _ = await kb.namespace(slug)
     prepared: list[tuple[uuid.UUID, str, str, str, list[Any]]] = []
@@ -50,7 +64,7 @@ async def ingest_fresh(kb: KnowledgeBase, slug: str, docs: list[DocumentPart]) -
             kb.embedding_cache.keep_chunks(digest, chunks)
         if not chunks:
             raise InvalidInput(f"document {title[:80]!r} has no text to index")
-        prepared.append((uuid.uuid4(), (doc.source_uri or f"title:{title}").strip(), title, digest, chunks))
+        prepared.append((uuid.uuid4(), _source(doc), title, digest, chunks))
         inputs += [embedding_text(title, c.heading_path, c.text) for c in chunks]
     dense, sparse = await kb.embedding_cache.passages(emb.model_name, inputs, emb.aembed_documents,
                                                       emb.asparse_documents)

@@ -31,6 +31,7 @@ from ..errors import InvalidInput, NotFound
 from ..logging import get_logger
 from . import pool
 from .fixtures import Fixture, check_documents, load_fixture, parse_fixture, write_documents
+from .documents import fixture_document_hashes
 from .seed import write_desk_fast
 from .state import export_state, state_hash
 
@@ -42,6 +43,7 @@ log = get_logger(__name__)
 DEFAULT_TTL = timedelta(minutes=30)
 SLUG_PREFIX = pool.SLUG_PREFIX
 SCOPES = ["read", "write"]
+KB_TABLES = ("documents", "chunks")  # the knowledge base's rows (their vectors live in the search namespace)
 SWEEP_BATCH = 500  # expired episodes destroyed per sweep (the next sweep takes the rest)
 
 
@@ -162,15 +164,20 @@ async def reset(db: Database, kb: KnowledgeBase, episode_id: str | UUID) -> dict
     async with db.admin_scope() as conn:
         await queries.reset_tenant_profile(conn, slug=slug, name=fixture.tenant.name or f"Episode {slug}",
                                            policies=fixture.tenant.policies or "")
+    wanted = await fixture_document_hashes(kb, fixture) if fixture.documents else {}
     async with db.tenant_scope(slug) as s:  # emptied and re-seeded in one transaction
-        had_documents = await queries.has_documents(s.conn)
-        await queries.truncate_tenant_tables(s.conn)
+        held = {r["source_uri"]: r["content_hash"] async for r in queries.document_hashes(s.conn)}
+        same_documents = held == wanted  # the agent left the knowledge base as the fixture made it: keep it
+        tables = [r["name"] async for r in queries.tenant_tables(s.conn)]
+        if same_documents:
+            tables = [t for t in tables if t not in KB_TABLES]
+        await s.conn.execute(f"TRUNCATE {', '.join(tenancy.quote_ident(t) for t in tables)} RESTART IDENTITY")
         await write_desk_fast(s.conn, fixture)
-    if had_documents or fixture.documents:
+    if not same_documents:  # search namespace emptied, documents written again
         await kb.drop_tenant_namespace(ep["rag_index_namespace"])
         await write_documents(kb, slug, fixture)
     # the Stripe sandbox reset step goes here
-    log.info("episode_reset", episode=str(ep["id"]), tenant=slug)
+    log.info("episode_reset", episode=str(ep["id"]), tenant=slug, documents_kept=same_documents)
     return {"episode": str(ep["id"]), "tenant": slug}
 
 
