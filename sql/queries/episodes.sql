@@ -18,8 +18,8 @@ SELECT e.id, t.slug AS tenant, e.key_id, e.fixture_sha256, e.expires_at, e.creat
 FROM "global".episodes e JOIN public.tenants t ON t.id = e.tenant_id
 ORDER BY e.created_at, e.id;
 
--- name: delete-api-key(id)!
-DELETE FROM "global".api_keys WHERE id = :id;
+-- name: delete-api-key(id)$
+DELETE FROM "global".api_keys WHERE id = :id RETURNING name;
 
 -- name: episode-key-by-tenant(slug)$
 -- A half-made episode's key (creation failed before the row named it): the one named after an episode.
@@ -85,3 +85,7 @@ WHERE t.slug LIKE 'ep\_%' AND t.name = :spare_name AND t.status = 'suspended'
   AND t.created_at < now() - interval '1 hour'
   AND NOT EXISTS (SELECT FROM "global".episodes e WHERE e.tenant_id = t.id)
   AND NOT EXISTS (SELECT FROM "global".episode_spares s WHERE s.tenant_id = t.id);
+
+-- name: take-spares()
+DELETE FROM "global".episode_spares s USING public.tenants t
+WHERE t.id = s.tenant_id RETURNING t.slug, t.rag_index_namespace;

@@ -8,11 +8,13 @@ import json
 
 import httpx
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from support_mcp import tenancy
 from support_mcp.episodes import service
+from support_mcp.errors import NotFound
 
 from .test_episodes import ACME
 
@@ -157,3 +159,48 @@ async def test_admin_api_bad_input(db, kb, http_serve, make_key, make_tenant) ->
         assert "GET" in one_line_error(await http.post("/admin/episodes/x/state"), 405)
     assert (await tenancy.get_tenant(db, real)).status == "active"
     assert {e["id"] for e in await service.list_(db)} == before  # nothing half-made is left
+
+
+async def _until(check, seconds: float = 90.0) -> None:  # noqa: ANN001
+    """Poll an async condition (background tasks of the server); fails after `seconds`."""
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_server_sweeps_expired_episodes_and_keeps_its_warm_pool(db, kb, http_serve, make_key) -> None:
+    from support_mcp.episodes import pool
+
+    harness = await make_key(scopes=["episodes"], name="harness-upkeep")
+    try:
+        async with http_serve(episodes_sweep_seconds=0.2, episodes_warm_pool=2) as base, \
+                httpx.AsyncClient(base_url=base, headers=_auth(harness), timeout=30) as http:
+            async def full() -> bool:
+                return await pool.size(db) == 2
+
+            await _until(full)
+            r = await http.post("/admin/episodes", json={"fixture": FIXTURE, "ttl": "30m"})
+            assert r.status_code == 201, r.text
+            ep = r.json()
+            await _until(full)  # refilled after the claim
+            async with mcp_client(ep["mcp_url"], ep["api_key"]) as c:
+                assert not (await c.call_tool("list_tickets", {"tenant": ep["tenant"]})).is_error
+            async with db.admin_scope() as conn:  # its ttl runs out
+                await conn.execute('UPDATE "global".episodes SET expires_at = now() WHERE id = $1',
+                                   service.parse_id(ep["episode"]))
+
+            async def swept() -> bool:
+                return (await http.get(f"/admin/episodes/{ep['episode']}/state")).status_code == 404
+
+            await _until(swept)
+            with pytest.raises(NotFound):
+                await tenancy.get_tenant(db, ep["tenant"])
+            async with httpx.AsyncClient(timeout=30) as bare:
+                r = await bare.post(ep["mcp_url"], json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                    headers={**_auth(ep["api_key"]), "Accept": "application/json, text/event-stream"})
+            assert r.status_code == 401 and "does not exist" in r.json()["error_description"], r.text
+    finally:
+        await pool.drain(db, kb)
+    assert await pool.size(db) == 0

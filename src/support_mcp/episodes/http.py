@@ -205,8 +205,8 @@ class EpisodesAPI:
         return 200, await service.reset(self.app.db, self.app.kb, request.path_params["episode_id"]), {}
 
     async def _destroy(self, request: Request) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        gone = await service.destroy(self.app.db, request.path_params["episode_id"], self.app.kb)
-        self.app.verifier.forget(name=f"key:episode:{gone['episode']}")  # refused at once on this server
+        gone = await service.destroy(self.app.db, request.path_params["episode_id"], self.app.kb,
+                                     self.upkeep.forget_key)  # its key is refused at once on this server
         self.app.verifier.forget(scope=EPISODES_SCOPE)
         return 200, gone, {}
 

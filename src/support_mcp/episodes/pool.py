@@ -98,3 +98,14 @@ async def remove_orphans(db: Database) -> list[str]:
         await tenancy.delete_tenant(db, slug)
         log.warning("episode_orphan_spare_deleted", tenant=slug)
     return slugs
+
+
+async def drain(db: Database, kb: KnowledgeBase | None = None) -> int:
+    """Delete every spare (and its namespace): after lowering the pool size, or before a schema change."""
+    async with db.admin_scope() as conn:
+        taken = [(r["slug"], r["rag_index_namespace"]) async for r in queries.take_spares(conn)]
+    for slug, namespace in taken:
+        await tenancy.delete_tenant(db, slug)
+        if kb is not None:
+            await kb.drop_tenant_namespace(namespace)
+    return len(taken)

@@ -18,6 +18,7 @@ Every operation takes an episode id, never a tenant slug: episodes and tenants a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,10 +184,12 @@ async def reset(db: Database, kb: KnowledgeBase, episode_id: str | UUID) -> dict
 
 # --- destroy ------------------------------------------------------------------------------
 
-async def destroy(db: Database, episode_id: str | UUID, kb: KnowledgeBase | None = None) -> dict[str, Any]:
-    """Delete the episode's key, tenant (with its audit rows and the episode row) and search namespace."""
+async def destroy(db: Database, episode_id: str | UUID, kb: KnowledgeBase | None = None,
+                  forget_key: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Delete the episode's key, tenant (with its audit rows and the episode row) and search namespace.
+    `forget_key(name)` runs right after the key is deleted (a server drops it from its key cache)."""
     ep = await _get(db, episode_id)
-    await _remove(db, kb, ep["tenant"], ep["key_id"])
+    await _remove(db, kb, ep["tenant"], ep["key_id"], forget_key)
     log.info("episode_destroyed", episode=str(ep["id"]), tenant=ep["tenant"])
     return {"episode": str(ep["id"]), "tenant": ep["tenant"]}
 
@@ -195,14 +198,18 @@ async def release_stripe_sandbox(db: Database, slug: str) -> None:
     """Hook: the episode's Stripe sandbox account goes with it (nothing to release yet)."""
 
 
-async def _remove(db: Database, kb: KnowledgeBase | None, slug: str, key_id: UUID | None) -> None:
+async def _remove(db: Database, kb: KnowledgeBase | None, slug: str, key_id: UUID | None,
+                  forget_key: Callable[[str], None] | None = None) -> None:
     await release_stripe_sandbox(db, slug)
+    name = None
     async with db.admin_scope() as conn:
         if key_id is None:  # a half-made episode: its key, if any, is the one named after it
             key_id = await queries.episode_key_by_tenant(conn, slug=slug)
         if key_id is not None:
-            await queries.delete_api_key(conn, id=key_id)
+            name = await queries.delete_api_key(conn, id=key_id)
         namespace = await queries.tenant_namespace(conn, slug=slug)
+    if name is not None and forget_key is not None:
+        forget_key(name)  # before the episode visibly goes: its key never outlives it in this process
     if namespace is None:
         return
     await tenancy.delete_tenant(db, slug)
@@ -213,14 +220,15 @@ async def _remove(db: Database, kb: KnowledgeBase | None, slug: str, key_id: UUI
             log.warning("episode_namespace_left", tenant=slug, namespace=namespace, error=str(exc))
 
 
-async def sweep(db: Database, kb: KnowledgeBase | None) -> list[dict[str, Any]]:
+async def sweep(db: Database, kb: KnowledgeBase | None,
+                forget_key: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Destroy every expired episode (and spares a crash left unrecorded); returns what went."""
     async with db.admin_scope() as conn:
         due = [r["id"] async for r in queries.expired_episodes(conn, limit=SWEEP_BATCH)]
     gone = []
     for episode_id in due:
         try:
-            gone.append(await destroy(db, episode_id, kb))
+            gone.append(await destroy(db, episode_id, kb, forget_key))
         except NotFound:
             continue  # another sweeper (a replica, the CLI) got it first
         except Exception as exc:  # noqa: BLE001 - the next sweep retries it

@@ -51,9 +51,10 @@ class Upkeep:
                 await task
 
     async def sweep(self) -> None:
-        gone = await service.sweep(self.app.db, self.app.kb)
-        for ep in gone:
-            self.app.verifier.forget(name=f"key:episode:{ep['episode']}")
+        await service.sweep(self.app.db, self.app.kb, self.forget_key)
+
+    def forget_key(self, name: str) -> None:
+        self.app.verifier.forget(name=f"key:{name}")
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
