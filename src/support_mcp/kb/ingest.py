@@ -83,9 +83,17 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
                                   [embedding_text(title, c.heading_path, c.text) for c in chunks])))
     if todo:
         inputs = [text for _, p in todo for text in p.inputs]
-        dense, sparse = await kb.embedding_cache.passages(  # episodes of one fixture embed it once
-            emb.model_name, inputs, lambda texts: _embed_dense(emb, texts, kb.settings.embedding_batch_size, progress),
-            emb.asparse_documents)
+        embedded = False
+
+        async def embed(texts: list[str]) -> list[Any]:
+            nonlocal embedded
+            embedded = True
+            return await _embed_dense(emb, texts, kb.settings.embedding_batch_size, progress)
+
+        # episodes of one fixture embed it once (kb/embed_cache.py)
+        dense, sparse = await kb.embedding_cache.passages(emb.model_name, inputs, embed, emb.asparse_documents)
+        if progress and not embedded:  # every passage was cached: the caller still sees the milestone
+            await progress(len(inputs), len(inputs), "embedding passages")
         index = await kb.index()
         await index.ensure_namespace(namespace, emb.dense_dim)
         at = 0
