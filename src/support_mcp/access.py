@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from .db import validate_slug
 from .errors import NotPermitted
 
-SCOPES = ("read", "write", "refund", "admin")
+SCOPES = ("read", "write", "refund", "admin", "episodes")
+#: what tools, resources and prompts check; `episodes` is the admin API's (episodes/http.py): a key
+#: holding it reaches the data of episode tenants only (sql/global/0010)
+DATA_SCOPES = ("read", "write", "refund", "admin")
+EPISODES_SCOPE = "episodes"
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class Principal:
 
     name: str
     tenants: frozenset[str] | None
-    scopes: frozenset[str] = field(default_factory=lambda: frozenset(SCOPES))
+    scopes: frozenset[str] = field(default_factory=lambda: frozenset(DATA_SCOPES))
     key_id: str | None = None
     allow_confirm_argument: bool = False  # may confirm destructive tools with the `confirm` argument
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
-from .access import SCOPES, Principal
+from .access import EPISODES_SCOPE, SCOPES, Principal
 from .db import Database, queries, validate_slug
 from .errors import InvalidInput, NotFound, NotPermitted
 from .ttlcache import Cached
@@ -43,7 +43,16 @@ class CreatedKey:
 
 async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants: bool, scopes: list[str],
                      expires_in: timedelta | None = None, allow_confirm_argument: bool = False) -> CreatedKey:
-    if all_tenants == bool(tenants):
+    async with db.admin_scope() as conn:
+        return await insert_key(conn, name, tenants=tenants, all_tenants=all_tenants, scopes=scopes,
+                                expires_in=expires_in, allow_confirm_argument=allow_confirm_argument)
+
+
+async def insert_key(conn: Any, name: str, *, tenants: list[str], all_tenants: bool, scopes: list[str],
+                     expires_in: timedelta | None = None, allow_confirm_argument: bool = False) -> CreatedKey:
+    """create_key inside the caller's admin transaction (an episode's key is made with its episode)."""
+    episodes_only = set(scopes) == {EPISODES_SCOPE}  # the admin API alone: no tenant to grant
+    if all_tenants == bool(tenants) and not (episodes_only and not all_tenants):
         raise InvalidInput("give --tenant (repeatable) or --all-tenants")
     bad = sorted(set(scopes) - set(SCOPES))
     if not scopes or bad:
@@ -51,13 +60,12 @@ async def create_key(db: Database, name: str, *, tenants: list[str], all_tenants
     prefix = secrets.token_hex(4)
     key = f"smk_{prefix}_{secrets.token_urlsafe(32)}"
     expires_at = datetime.now(timezone.utc) + expires_in if expires_in else None
-    async with db.admin_scope() as conn:
-        row = await queries.insert_api_key(conn, name=name, prefix=prefix, key_hash=_hash(key),
-                                           all_tenants=all_tenants, scopes=sorted(set(scopes)),
-                                           expires_at=expires_at, allow_confirm_argument=allow_confirm_argument)
-        for slug in tenants:
-            if await queries.grant_api_key_tenant(conn, key_id=row["id"], slug=validate_slug(slug)) is None:
-                raise NotFound(f"unknown tenant '{slug}'")
+    row = await queries.insert_api_key(conn, name=name, prefix=prefix, key_hash=_hash(key),
+                                       all_tenants=all_tenants, scopes=sorted(set(scopes)),
+                                       expires_at=expires_at, allow_confirm_argument=allow_confirm_argument)
+    for slug in tenants:
+        if await queries.grant_api_key_tenant(conn, key_id=row["id"], slug=validate_slug(slug)) is None:
+            raise NotFound(f"unknown tenant '{slug}'")
     return CreatedKey(row["id"], name, key)
 
 
@@ -138,7 +146,8 @@ class KeyVerifier:
 
     def __init__(self, db: Database, ttl: float = 5.0) -> None:
         self.db = db
-        self._cache: Cached[bytes, tuple[Principal | None, float | None]] = Cached(ttl)
+        # digest -> (principal or None, its expiry time or, for None, why it is refused)
+        self._cache: Cached[bytes, tuple[Principal | None, float | str | None]] = Cached(ttl)
         self.used: set[UUID] = set()  # key ids seen since the last flush (for last_used_at)
 
     async def principal(self, key: str) -> Principal:
@@ -148,20 +157,35 @@ class KeyVerifier:
             raise NotPermitted("invalid API key")
         digest = _hash(key)
         principal, expires = await self._cache.get(digest, lambda: self._load(m.group(1), digest))
-        if principal is None or (expires is not None and expires <= time.time()):
-            raise NotPermitted("invalid, expired or revoked API key")
+        if principal is None:
+            raise NotPermitted(expires if isinstance(expires, str) else "invalid, expired or revoked API key")
+        if expires is not None and expires <= time.time():  # type: ignore[operator]
+            raise NotPermitted("invalid, expired or revoked API key: this key expired (an episode's key expires "
+                               "with its episode)")
         self.used.add(principal.key_id)  # type: ignore[arg-type]
         return principal
 
-    async def _load(self, prefix: str, digest: bytes) -> tuple[Principal | None, float | None]:
+    async def _load(self, prefix: str, digest: bytes) -> tuple[Principal | None, float | str | None]:
         async with self.db.connection() as conn:
             row = await queries.get_api_key_by_prefix(conn, prefix=prefix)
-        if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest) or row["revoked_at"]:
-            return None, None
+        if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+            return None, ("invalid, expired or revoked API key: this key does not exist (any more: an episode's "
+                          "key is deleted with its episode)")
+        if row["revoked_at"]:
+            return None, "invalid, expired or revoked API key: this key was revoked"
         expires = row["expires_at"].timestamp() if row["expires_at"] else None
         tenants = None if row["all_tenants"] else frozenset(row["tenants"])
         return Principal(f"key:{row['name']}", tenants, frozenset(row["scopes"]), key_id=row["id"],
                          allow_confirm_argument=row["allow_confirm_argument"]), expires
+
+    def forget(self, *, name: str | None = None, scope: str | None = None) -> None:
+        """Drop cached principals of the key named `name`, or of every key holding `scope`, so the
+        next request reads them again (an episode destroyed or created on this server takes effect
+        at once; other replicas within `ttl`)."""
+        for digest, (principal, _) in self._cache.items():
+            if principal is not None and ((name is not None and principal.name == name)
+                                          or (scope is not None and scope in principal.scopes)):
+                self._cache.forget(digest)
 
     async def flush_used(self) -> None:
         if self.used:

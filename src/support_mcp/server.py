@@ -14,6 +14,7 @@ from . import __version__, clientlog, migrations
 from .access import Principal
 from .app import App, AuthMode
 from .db import Database
+from .episodes.http import EpisodesAPI
 from .errors import NotPermitted, UpstreamUnavailable
 from .guard import Guard
 from .http_faults import SupportServer
@@ -60,7 +61,8 @@ class BearerKeys:
             return await self.oauth.verify(token) if self.oauth is not None else None
         try:
             principal = await self.verifier.principal(token)
-        except NotPermitted:
+        except NotPermitted as exc:
+            oauth_http.KEY_REFUSAL.set(str(exc))  # ClearUnauthorized's 401 says why (expired, deleted...)
             return None
         return AccessToken(token=token, client_id=str(principal.key_id), scopes=sorted(principal.scopes))
 
@@ -88,7 +90,8 @@ def build_server(settings: Settings, principal: Principal | None = None, *, db: 
     guard.server = server
     clientlog.register(server)
     if bearer:
-        server.app_hooks = (lambda http_app: oauth_http.install(http_app, settings),)
+        episodes_api = EpisodesAPI(app)  # /admin/episodes: the evaluation harnesses' admin API
+        server.app_hooks = (lambda http_app: oauth_http.install(http_app, settings), episodes_api.install)
     register_tools(server)
     bound_ingest_schema(server, settings.kb_max_document_chars)
     register_resources(server)

@@ -136,6 +136,24 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, description="The sandbox listener's port on 127.0.0.1 (0: a free one).",
     )
 
+    # --- evaluation episodes ---------------------------------------------------------------
+    episodes_sweep_seconds: float = Field(
+        default=60.0, ge=0, description="serve destroys expired episodes this often; 0 = never (then run "
+        "`support-mcp episodes sweep` from cron).",
+    )
+    episodes_warm_pool: int = Field(
+        default=0, ge=0, le=1000, description="serve keeps this many spare episode tenants provisioned, so "
+        "creating an episode claims one (~ms) instead of provisioning (~25 ms); 0 = no pool.",
+    )
+    episodes_max_body_bytes: int = Field(
+        default=10_485_760 + 65_536, ge=1024, le=64 * 1_048_576,
+        description="Larger bodies to the episodes admin API are refused with 413 (a fixture is at most 10 MB).",
+    )
+    embedding_cache_entries: int = Field(
+        default=10_000, ge=0, le=1_000_000, description="Passages whose embeddings this process keeps, keyed by "
+        "(model, text hash): a hundred episodes of one fixture embed its documents once; 0 = no cache.",
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

@@ -79,8 +79,10 @@ async def create_tenant(
     policies: str | None = None,
     tenant_migrations: list[migrations.Migration] | None = None,
     rag_index_namespace: str | None = None,
+    status: str | None = None,
 ) -> TenantInfo:
-    """Schema + role + latest template + registry row, all in one transaction."""
+    """Schema + role + latest template + registry row, all in one transaction. `status`: 'active'
+    (the default) or 'suspended' (a spare of the episodes' warm pool, unreachable until claimed)."""
     validate_slug(slug)
     if not name or not name.strip():
         raise InvalidInput("tenant name is empty")
@@ -99,7 +101,7 @@ async def create_tenant(
         await queries.insert_tenant(
             conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
             stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
-            rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=None, branding=branding,
+            rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=status, branding=branding,
             policies=policies,
         )
         row = await queries.get_tenant(conn, slug=slug)

@@ -37,6 +37,10 @@ class Cached(Generic[K, V]):
             self._cache[key] = value
         return value
 
+    def items(self) -> list[tuple[K, V]]:
+        """A snapshot of the live entries (to forget some of them by value)."""
+        return list(self._cache.items())
+
     def forget(self, key: K) -> None:
         self._cache.pop(key, None)
 

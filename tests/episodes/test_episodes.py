@@ -121,6 +121,13 @@ def cli_env(settings, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
+def test_keys_create_episodes_scope_needs_no_tenant(cli_env) -> None:
+    code, out, err = _run("keys", "create", "--name", "harness-cli", "--scope", "episodes")
+    assert code == 0 and keys.KEY_RE.match(out.strip().splitlines()[-1]), err
+    code, out, err = _run("keys", "create", "--name", "no-tenant", "--scope", "read")
+    assert code == 1 and "--tenant" in err
+
+
 def test_episodes_via_cli(cli_env, tmp_path: Path) -> None:
     code, out, err = _run("episodes", "create", "--fixture", str(ACME), "--ttl", "10m", "--json")
     assert code == 0, err
@@ -144,6 +151,15 @@ def test_episodes_via_cli(cli_env, tmp_path: Path) -> None:
     missing = tmp_path / "missing.json"
     code, out, err = _run("episodes", "create", "--fixture", str(missing))
     assert code == 1 and "missing.json" in err and err.count("\n") == 1
+    code, out, err = _run("episodes", "reset", ep["episode"])
+    assert code == 0 and f"reset episode {ep['episode']}" in out, err
+    code, out, _ = _run("episodes", "state", ep["episode"])
+    assert code == 0 and out.strip() == st["state_hash"]
+    code, out, err = _run("episodes", "reset", "acme")
+    assert code == 1 and "distinct kinds" in err and err.count("\n") == 1
+    code, out, err = _run("episodes", "sweep")
+    assert code == 0 and "expired episode(s) destroyed" in out, err
+    assert ep["episode"] not in out  # not expired: kept
     code, out, _ = _run("episodes", "destroy", ep["episode"])
     assert code == 0 and f"destroyed episode {ep['episode']}" in out
     code, _, err = _run("episodes", "state", ep["episode"])

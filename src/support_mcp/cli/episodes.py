@@ -87,6 +87,38 @@ def destroy(episode_id: str = typer.Argument(..., metavar="ID", help="The episod
     typer.echo(f"destroyed episode {gone['episode']} (tenant {gone['tenant']})")
 
 
+@app.command("reset")
+def reset(episode_id: str = typer.Argument(..., metavar="ID", help="The episode's id (never a tenant).")) -> None:
+    """Put an episode back to its fixture, in place (same id, tenant, key and expiry)."""
+
+    async def go(db: Database) -> dict[str, Any]:
+        kb = KnowledgeBase(db.settings, db)
+        try:
+            return await service.reset(db, kb, episode_id)
+        finally:
+            await kb.close()
+
+    done = run_with_db(go)
+    typer.echo(f"reset episode {done['episode']} (tenant {done['tenant']}) to its fixture")
+
+
+@app.command("sweep")
+def sweep() -> None:
+    """Destroy every expired episode now (a server does it every SUPPORT_MCP_EPISODES_SWEEP_SECONDS)."""
+
+    async def go(db: Database) -> list[dict[str, Any]]:
+        kb = KnowledgeBase(db.settings, db)
+        try:
+            return await service.sweep(db, kb)
+        finally:
+            await kb.close()
+
+    gone = run_with_db(go)
+    for ep in gone:
+        typer.echo(f"destroyed expired episode {ep['episode']} (tenant {ep['tenant']})")
+    typer.echo(f"{len(gone)} expired episode(s) destroyed")
+
+
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List episodes (never their keys)."""

@@ -22,11 +22,11 @@ from ..desk import customers, tickets
 from ..desk.models import AuthorRole, Priority, Status
 from ..desk.refs import is_email, normalize_tags
 from ..errors import InvalidInput
-from ..kb.ingest import NewDocument, ingest_documents
 from ..kb.limits import check_document_size
 from ..logging import get_logger
 from ..stripe_sandbox import store as sandbox
 from ..stripe_sandbox.fixture import StripeSection, customer_ids, section_problems
+from .documents import ingest_fresh
 
 if TYPE_CHECKING:
     from ..kb.service import KnowledgeBase
@@ -264,40 +264,57 @@ async def apply_fixture(db: Database, kb: KnowledgeBase, slug: str, fixture: Fix
     name/policies (as the admin), then every document in one knowledge-base ingest, then the stripe
     section as the tenant's sandbox account (stripe_sandbox.store.put_account: `stripe_seed` seeds
     the ids it mints, `stripe_clock` (datetime or unix seconds) freezes its "now")."""
-    for i, doc in enumerate(fixture.documents):  # before any write
-        try:
-            check_document_size(doc.title, doc.text, kb.settings.kb_max_document_chars)
-        except InvalidInput as exc:
-            raise InvalidInput(f"fixture invalid: documents[{i}].text: {exc}") from None
-    messages = 0
+    check_documents(kb, fixture)  # before any write
     async with db.tenant_scope(slug) as s:
-        for c in fixture.customers:
-            await customers.create(s.conn, c.name, email=c.email, phone=c.phone, stripe_customer_id=c.stripe_customer_id)
-        for i, t in enumerate(fixture.tickets):
-            ids = []
-            ticket = await tickets.create(s.conn, subject=t.subject, description=t.description,
-                                          customer_email=t.customer_email, customer_id=None, customer_name=None,
-                                          priority=t.priority, tags=t.tags)
-            for m in t.messages:  # before the status: a closed ticket takes no messages
-                if m.author_role == "system":  # the server's own notes are written like the server does
-                    row = await queries.insert_message(s.conn, ticket_id=ticket.id, author_role="system",
-                                                       internal=m.internal, content=m.content)
-                    ids.append(row["id"])
-                else:
-                    added = await tickets.add_message(s.conn, str(ticket.id), content=m.content,
-                                                      author_role=m.author_role, internal=m.internal)
-                    ids.append(added.message.id)
-                messages += 1
-            if t.status != "open" or t.assignee:
-                await tickets.update(s.conn, str(ticket.id), status=t.status if t.status != "open" else None,
-                                     assignee=t.assignee)
-            await queries.order_fixture_ticket(s.conn, ticket_id=ticket.id, back_ms=len(fixture.tickets) - i, ids=ids)
+        messages = await write_desk(s.conn, fixture)
     if fixture.tenant.name is not None or fixture.tenant.policies is not None:
         await tenancy.set_profile(db, slug, name=fixture.tenant.name, policies=fixture.tenant.policies)
-    if fixture.documents:
-        await ingest_documents(kb, slug, [NewDocument(d.title, d.text, d.source_uri) for d in fixture.documents])
+    await write_documents(kb, slug, fixture)
     account = None
     if fixture.stripe is not None:
         account = await sandbox.put_account(db, slug, fixture.stripe, seed=stripe_seed, clock=stripe_clock)
     return FixtureApplied(customers=len(fixture.customers), tickets=len(fixture.tickets), messages=messages,
                           documents=len(fixture.documents), stripe_account=account)
+
+
+def check_documents(kb: KnowledgeBase, fixture: Fixture) -> None:
+    """The knowledge base's size limit on every document, named by its path (before any write)."""
+    for i, doc in enumerate(fixture.documents):
+        try:
+            check_document_size(doc.title, doc.text, kb.settings.kb_max_document_chars)
+        except InvalidInput as exc:
+            raise InvalidInput(f"fixture invalid: documents[{i}].text: {exc}") from None
+
+
+async def write_desk(conn: Any, fixture: Fixture) -> int:
+    """Customers, tickets and their threads, in the caller's tenant transaction (a scope's
+    connection); returns the number of messages written."""
+    messages = 0
+    for c in fixture.customers:
+        await customers.create(conn, c.name, email=c.email, phone=c.phone, stripe_customer_id=c.stripe_customer_id)
+    for i, t in enumerate(fixture.tickets):
+        ids = []
+        ticket = await tickets.create(conn, subject=t.subject, description=t.description,
+                                      customer_email=t.customer_email, customer_id=None, customer_name=None,
+                                      priority=t.priority, tags=t.tags)
+        for m in t.messages:  # before the status: a closed ticket takes no messages
+            if m.author_role == "system":  # the server's own notes are written like the server does
+                row = await queries.insert_message(conn, ticket_id=ticket.id, author_role="system",
+                                                   internal=m.internal, content=m.content)
+                ids.append(row["id"])
+            else:
+                added = await tickets.add_message(conn, str(ticket.id), content=m.content,
+                                                  author_role=m.author_role, internal=m.internal)
+                ids.append(added.message.id)
+            messages += 1
+        if t.status != "open" or t.assignee:
+            await tickets.update(conn, str(ticket.id), status=t.status if t.status != "open" else None,
+                                 assignee=t.assignee)
+        await queries.order_fixture_ticket(conn, ticket_id=ticket.id, back_ms=len(fixture.tickets) - i, ids=ids)
+    return messages
+
+
+async def write_documents(kb: KnowledgeBase, slug: str, fixture: Fixture) -> None:
+    """Every document of the fixture, into the tenant's empty knowledge base, in bulk (episodes/documents.py;
+    chunks and embeddings come from the per-process cache when another episode of the fixture made them)."""
+    await ingest_fresh(kb, slug, fixture.documents)

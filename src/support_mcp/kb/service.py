@@ -19,6 +19,7 @@ from ..settings import Settings
 from ..ttlcache import Cached
 from ..untrusted import Fence, one_line
 from .chunking import Chunker, embedding_text
+from .embed_cache import EmbeddingCache
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
 from .ingest import CHUNK_COLUMNS, NewDocument, Prepared, Progress, content_hash, embed_dense
 from .limits import IngestGate, check_document_size
@@ -38,6 +39,7 @@ class KnowledgeBase:
         self._namespaces: Cached[str, tuple[str, bool]] = Cached(settings.cache_seconds)
         self._lock = asyncio.Lock()
         self.ingests = IngestGate(settings.kb_max_ingests_per_key)
+        self.embedding_cache = EmbeddingCache(settings.embedding_cache_entries)
 
     # --- lazily built parts -------------------------------------------------------------
     async def embedder(self) -> Any:
@@ -124,15 +126,27 @@ class KnowledgeBase:
                     n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
                     results[i] = IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
                     continue
-            chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+            chunks = self.embedding_cache.chunks(digest)
+            if chunks is None:
+                chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+                self.embedding_cache.keep_chunks(digest, chunks)
             if not chunks:
                 raise InvalidInput(f"document {title[:80]!r} has no text to index")
             todo.append((i, Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
                                      [embedding_text(title, c.heading_path, c.text) for c in chunks])))
         if todo:
             inputs = [text for _, p in todo for text in p.inputs]
-            dense = await embed_dense(emb, inputs, self.settings.embedding_batch_size, progress)
-            sparse = await emb.asparse_documents(inputs)
+            embedded = False
+
+            async def embed(texts: list[str]) -> list[Any]:
+                nonlocal embedded
+                embedded = True
+                return await embed_dense(emb, texts, self.settings.embedding_batch_size, progress)
+
+            # episodes of one fixture embed it once (kb/embed_cache.py)
+            dense, sparse = await self.embedding_cache.passages(emb.model_name, inputs, embed, emb.asparse_documents)
+            if progress and not embedded:  # every passage was cached: the caller still sees the milestone
+                await progress(len(inputs), len(inputs), "embedding passages")
             await (await self.index()).ensure_namespace(namespace, emb.dense_dim)
             at = 0
             for i, prep in todo:

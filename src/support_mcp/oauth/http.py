@@ -17,6 +17,7 @@ tool error: a key's scopes change only by issuing another key.
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,9 @@ PRM_ROOT = "/.well-known/oauth-protected-resource"
 NO_OAUTH = ("this server takes API keys, not OAuth: send 'Authorization: Bearer smk_...' "
             "(an operator creates one with `support-mcp keys create`)")
 MAX_INSPECTED_BODY = 4 * 1024 * 1024  # larger bodies go on unchecked here (the guard still checks)
+#: why the bearer API key of the current request was refused (set by server.BearerKeys, which runs in
+#: the same task just before ClearUnauthorized): expired, revoked or deleted (an episode's key)
+KEY_REFUSAL: ContextVar[str | None] = ContextVar("support_mcp_key_refusal", default=None)
 
 
 def metadata_url(settings: Settings) -> str:
@@ -90,7 +94,9 @@ class ClearUnauthorized:
             await self.app(scope, receive, send)
             return
         sent = any(name.lower() == b"authorization" for name, _ in scope.get("headers", ()))
-        description = (f"the credential was not accepted: send {self.what} as 'Authorization: Bearer ...'" if sent
+        reason = KEY_REFUSAL.get() if sent else None
+        description = (f"the credential was not accepted{f' ({reason})' if reason else ''}: send {self.what} as "
+                       "'Authorization: Bearer ...'" if sent
                        else f"authentication required: send {self.what} as 'Authorization: Bearer ...'")
         parts = ['error="invalid_token"'] if sent else []
         parts.append(f'error_description="{description}"')

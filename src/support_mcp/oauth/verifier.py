@@ -19,7 +19,7 @@ import httpx2
 import jwt
 from mcp.server.auth.provider import AccessToken
 
-from ..access import Principal
+from ..access import DATA_SCOPES, Principal
 from ..errors import UpstreamUnavailable
 from ..logging import get_logger
 from ..settings import Settings
@@ -107,7 +107,8 @@ class OAuthVerifier:
         if tenants == frozenset():
             return _refused("no_tenants")
         granted = _token_scopes(claims)
-        scopes = frozenset(ours for ours, theirs in self.settings.oauth_scopes.items() if theirs in granted)
+        scopes = frozenset(ours for ours, theirs in self.settings.oauth_scopes.items()
+                           if theirs in granted and ours in DATA_SCOPES)  # `episodes`: API keys only
         subject = str(claims.get("sub") or "")[:200] or None
         client = str(claims.get("client_id") or claims.get("azp") or subject or "oauth")[:200]
         who = subject or client
