@@ -33,7 +33,7 @@ async def test_reset_puts_the_fixture_back_in_place(db, kb, connect_key) -> None
         assert made["number"] == 1004
         await c.ok("ingest_document", tenant=ep["tenant"], title="Agent notes", text="Rockets need fuel.")
     async with db.admin_scope() as conn:
-        await queries.update_tenant_profile(conn, slug=ep["tenant"], name="Renamed", policies="changed")
+        await queries.update_tenant_profile(conn, slug=ep["tenant"], name="Renamed", policies="changed", branding=None)
     assert (await service.state(db, ep["episode"]))["state_hash"] != fresh["state_hash"]
     done = await service.reset(db, kb, ep["episode"])
     assert done == {"episode": ep["episode"], "tenant": ep["tenant"]}
