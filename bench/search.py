@@ -28,7 +28,6 @@ from common import LoopLag, fmt, log, machine, md_table, scratch_settings, summa
 
 from support_mcp import tenancy  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
-from support_mcp.kb.chunking import embedding_text  # noqa: E402
 from support_mcp.kb.index import ChunkPoint, SparseVec  # noqa: E402
 from support_mcp.kb.service import KnowledgeBase  # noqa: E402
 
@@ -116,7 +115,7 @@ async def ingest_vs_bare(kb: KnowledgeBase, db: Database, n_chunks: int, rounds:
     worker = (await (await kb.index()).worker_info())["pid"] if hasattr(await kb.index(), "worker_info") else None
     for r in range(rounds):
         docs = docs_for(rng, n_chunks)
-        inputs = [embedding_text(t, c.heading_path, c.text) for t, text in docs for c in chunker.chunk(text)]
+        inputs = [chunker.embedding_input(t, c.heading_path, c.text) for t, text in docs for c in chunker.chunk(text, t)]
         tokens = sum(emb.count_tokens(x) for x in inputs)
         t0 = time.perf_counter()
         for s in range(0, len(inputs), kb.settings.embedding_batch_size):

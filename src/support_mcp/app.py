@@ -103,6 +103,8 @@ class App:
                 if self.owns_db:
                     await self.db.start()
                 await self.audit.start()
+                if self.settings.kb_rerank and self.kb is not None:
+                    await self.kb.reranker()  # at start: a missing or corrupted reranker is logged now
             self._users += 1
         try:
             yield self

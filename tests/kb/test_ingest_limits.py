@@ -58,9 +58,9 @@ async def test_chunking_runs_off_the_event_loop(make_tenant, db, kb) -> None:
     threads: list[threading.Thread] = []
 
     class Recording:
-        def chunk(self, text: str):  # noqa: ANN202
+        def chunk(self, text: str, title: str = ""):  # noqa: ANN202
             threads.append(threading.current_thread())
-            return real.chunk(text)
+            return real.chunk(text, title)
 
     own = KnowledgeBase(db.settings, db, index=await kb.index(), embedder=await kb.embedder())
     own._chunker = Recording()  # noqa: SLF001

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..db import queries
 from ..errors import InvalidInput
 from ..logging import get_logger
-from .chunking import Chunk, embedding_text
+from .chunking import Chunk
 from .index import ChunkPoint
 from .limits import check_document_size
 from .models import IngestResult
@@ -48,6 +48,7 @@ class _Prepared:
 
 
 def content_hash(kb: KnowledgeBase, title: str, text: str, model: str) -> str:
+    """Decides re-embedding: `model` is the embedder's model_id (its name and model file's SHA-256)."""
     s = kb.settings
     key = f"{model}\0{s.kb_chunk_tokens}\0{s.kb_chunk_overlap}\0{title}\0{text}"
     return hashlib.sha256(key.encode()).hexdigest()
@@ -66,18 +67,18 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
         if not title or not text:
             raise InvalidInput("a document needs a title and some text")
         source_uri = (doc.source_uri or f"title:{title}").strip()
-        digest = content_hash(kb, title, text, emb.model_name)
+        digest = content_hash(kb, title, text, emb.model_id)
         async with kb.db.tenant_scope(slug) as s:
             existing = await queries.get_document_by_source(s.conn, source_uri=source_uri)
             if existing is not None and existing["content_hash"] == digest:
                 n = len([r async for r in queries.document_chunks(s.conn, document_id=existing["id"])])
                 results[i] = IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
                 continue
-        chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+        chunks = await asyncio.to_thread(chunker.chunk, text, title)  # ~2 s per million characters: not on the loop
         if not chunks:
             raise InvalidInput(f"document {title[:80]!r} has no text to index")
         todo.append((i, _Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
-                                  [embedding_text(title, c.heading_path, c.text) for c in chunks])))
+                                  [chunker.embedding_input(title, c.heading_path, c.text) for c in chunks])))
     if todo:
         inputs = [text for _, p in todo for text in p.inputs]
         dense = await _embed_dense(emb, inputs, kb.settings.embedding_batch_size, progress)
@@ -87,7 +88,7 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
         at = 0
         for i, prep in todo:
             n = len(prep.inputs)
-            results[i] = await _write(kb, slug, namespace, prep, dense[at:at + n], sparse[at:at + n], emb.model_name)
+            results[i] = await _write(kb, slug, namespace, prep, dense[at:at + n], sparse[at:at + n], emb.model_id)
             at += n
     return [r for r in results if r is not None]
 

@@ -35,6 +35,8 @@ class KnowledgeBase:
         self.settings, self.db = settings, db
         self._index, self._embedder = index, embedder
         self._chunker: Chunker | None = None
+        self._reranker: Any = None
+        self._reranker_loaded = False
         self._namespaces: dict[str, tuple[float, str, bool]] = {}
         self._lock = asyncio.Lock()
         self.ingests = IngestGate(settings.kb_max_ingests_per_key)
@@ -56,11 +58,26 @@ class KnowledgeBase:
                 self._index = build_index(self.settings)
             return self._index
 
+    async def reranker(self) -> Any:
+        """The cross-encoder when SUPPORT_MCP_KB_RERANK is on and it loads, else None (loaded once;
+        a missing or corrupted model is logged as a warning here and search keeps the fused order)."""
+        if not self.settings.kb_rerank:
+            return None
+        async with self._lock:
+            if not self._reranker_loaded:
+                from .rerank import load_reranker
+
+                s = self.settings
+                self._reranker = await asyncio.to_thread(load_reranker, s.kb_rerank_model_path,
+                                                         s.kb_rerank_model_sha256, s.embedding_threads)
+                self._reranker_loaded = True
+            return self._reranker
+
     async def chunker(self) -> Chunker:
         if self._chunker is None:
             emb = await self.embedder()
             self._chunker = Chunker(emb.tokenizer, target_tokens=self.settings.kb_chunk_tokens,
-                                    overlap_tokens=self.settings.kb_chunk_overlap)
+                                    overlap_tokens=self.settings.kb_chunk_overlap, max_tokens=emb.max_tokens)
         return self._chunker
 
     async def close(self) -> None:
@@ -169,7 +186,8 @@ class KnowledgeBase:
 
     # --- search -------------------------------------------------------------------------
     async def search(self, slug: str, query: str, *, limit: int = 5, mode: str = "hybrid",
-                     include_global: bool = False) -> SearchResults:
+                     include_global: bool = False, rerank: bool | None = None) -> SearchResults:
+        """`rerank`: None follows SUPPORT_MCP_KB_RERANK; False gives the engine's (fused) order."""
         query = query.strip()
         if not query:
             raise InvalidInput("query is empty")
@@ -177,8 +195,9 @@ class KnowledgeBase:
         if include_global and not allow_global:
             raise InvalidInput(f"tenant '{slug}' does not allow searching the shared global documents")
         emb = await self.embedder()
+        reranker = await self.reranker() if rerank is not False else None
         dense, sparse = await emb.aembed_hybrid_query(query)
-        results = await self._search_space(slug, namespace, dense, sparse, limit, mode)
+        results = await self._search_space(slug, namespace, dense, sparse, limit, mode, query, reranker)
         shared = None
         if include_global:
             try:
@@ -186,13 +205,16 @@ class KnowledgeBase:
             except NotFound:
                 shared = []  # no global documents were ever ingested
             else:
-                shared = await self._search_space(SHARED_TENANT, shared_ns, dense, sparse, limit, mode)
+                # its own list, reranked on its own: never mixed into the tenant's candidates
+                shared = await self._search_space(SHARED_TENANT, shared_ns, dense, sparse, limit, mode, query,
+                                                  reranker)
         return SearchResults(query=query, mode=mode, results=results, global_results=shared)  # type: ignore[arg-type]
 
     async def _search_space(self, slug: str, namespace: str, dense: Any, sparse: SparseVec, limit: int,
-                            mode: str) -> list[SearchHit]:
+                            mode: str, query: str = "", reranker: Any = None) -> list[SearchHit]:
+        wanted = max(limit, self.settings.kb_rerank_candidates) if reranker is not None else limit
         for attempt in range(3):
-            hits = await self._engine_search(namespace, dense, sparse, limit, mode)
+            hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
             if not hits:
                 return []
             async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
@@ -204,16 +226,31 @@ class KnowledgeBase:
                 break
             await clientlog.emit("notice", "retry", step="search", attempt=attempt + 2,
                                  reason="a document was replaced while searching")
-        out = []
-        for h in hits:  # keep the engine's order; drop what Postgres no longer (or not yet) has
-            r = rows.get(h.id)
-            if r is not None:
-                out.append(SearchHit(document_id=r["document_id"], chunk_id=r["id"], title=r["title"],
-                                     heading_path=list(r["heading_path"]), snippet=_snippet(r["text"]),
-                                     score=round(h.score, 6), source_uri=r["source_uri"]))
-            if len(out) == limit:
-                break
-        return out
+        # the engine's order, without what Postgres no longer (or not yet) has
+        found_hits = [(h, rows[h.id]) for h in hits if h.id in rows][:wanted]
+        scores = [h.score for h, _ in found_hits]
+        if reranker is not None and found_hits:
+            scores = await self._rerank(reranker, query, found_hits[:self.settings.kb_rerank_candidates]) or scores
+            if len(scores) < len(found_hits):  # candidates past the window keep the fused order, below
+                floor = min(scores) if scores else 0.0
+                scores += [floor - 1 - i for i in range(len(found_hits) - len(scores))]
+            order = sorted(range(len(found_hits)), key=lambda i: -scores[i])
+            found_hits, scores = [found_hits[i] for i in order], [scores[i] for i in order]
+        return [SearchHit(document_id=r["document_id"], chunk_id=r["id"], title=r["title"],
+                          heading_path=list(r["heading_path"]), snippet=_snippet(r["text"]),
+                          score=round(score, 6), source_uri=r["source_uri"])
+                for (_, r), score in zip(found_hits[:limit], scores[:limit], strict=True)]
+
+    async def _rerank(self, reranker: Any, query: str, candidates: list[tuple[Hit, Any]]) -> list[float]:
+        """Cross-encoder scores of the candidates, or [] (the fused order stays) if scoring fails."""
+        chunker = await self.chunker()
+        passages = [chunker.embedding_input(r["title"], list(r["heading_path"]), r["text"]) for _, r in candidates]
+        try:
+            return await asyncio.to_thread(reranker.score, query, passages)
+        except Exception as exc:  # noqa: BLE001 - a broken reranker must not break search
+            log.warning("kb_rerank_failed", error=exc.__class__.__name__, detail=str(exc)[:200],
+                        fallback="fused results")
+            return []
 
     async def _engine_search(self, namespace: str, dense: Any, sparse: SparseVec, limit: int,
                              mode: str) -> list[Hit]:
