@@ -62,6 +62,9 @@ async def test_chunking_runs_off_the_event_loop(make_tenant, db, kb) -> None:
             threads.append(threading.current_thread())
             return real.chunk(text, title)
 
+        def embedding_input(self, title: str, path: list[str], text: str) -> str:
+            return real.embedding_input(title, path, text)
+
     own = KnowledgeBase(db.settings, db, index=await kb.index(), embedder=await kb.embedder())
     own._chunker = Recording()  # noqa: SLF001
     await own.ingest(a, title="Threads", text="# Threads\n\nChunked somewhere else.")
