@@ -37,6 +37,7 @@ class KnowledgeBase:
         self._chunker: Chunker | None = None
         self._reranker: Any = None
         self._reranker_loaded = False
+        self._rebuilds: dict[str, asyncio.Lock] = {}
         self._namespaces: dict[str, tuple[float, str, bool]] = {}
         self._lock = asyncio.Lock()
         self.ingests = IngestGate(settings.kb_max_ingests_per_key)
@@ -170,10 +171,10 @@ class KnowledgeBase:
         await index.drop_namespace(namespace)
         await index.ensure_namespace(namespace, emb.dense_dim)
         done, after = 0, None
-        async with self.db.tenant_scope(slug) as s:
+        async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as s:
             total = await queries.count_chunks(s.conn)
         while True:
-            async with self.db.tenant_scope(slug) as s:
+            async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as s:
                 rows = [r async for r in queries.all_chunk_vectors(s.conn, after_id=after, limit=1000)]
             if not rows:
                 return done
@@ -215,6 +216,8 @@ class KnowledgeBase:
         wanted = max(limit, self.settings.kb_rerank_candidates) if reranker is not None else limit
         for attempt in range(3):
             hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
+            if not hits and attempt == 0 and await self._rebuild_if_missing(slug, namespace):
+                hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
             if not hits:
                 return []
             async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
@@ -240,6 +243,23 @@ class KnowledgeBase:
                           heading_path=list(r["heading_path"]), snippet=_snippet(r["text"]),
                           score=round(score, 6), source_uri=r["source_uri"])
                 for (_, r), score in zip(found_hits[:limit], scores[:limit], strict=True)]
+
+    async def _rebuild_if_missing(self, slug: str, namespace: str) -> bool:
+        """A tenant whose chunks are in Postgres but whose namespace is empty (restored from a backup,
+        under its own or a new slug, or an index lost with its data dir) gets its vectors back from
+        Postgres, once: its search then answers instead of returning nothing."""
+        index = await self.index()
+        if await index.count(namespace) > 0:
+            return False
+        async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
+            if not await queries.count_chunks(sc.conn):
+                return False
+        async with self._rebuilds.setdefault(slug, asyncio.Lock()):
+            if await index.count(namespace) == 0:
+                log.warning("kb_namespace_rebuilt", tenant=slug,
+                            reason="the search index had no vectors for this tenant's chunks (a restore?)")
+                await self.reindex(slug)
+        return True
 
     async def _rerank(self, reranker: Any, query: str, candidates: list[tuple[Hit, Any]]) -> list[float]:
         """Cross-encoder scores of the candidates, or [] (the fused order stays) if scoring fails."""
