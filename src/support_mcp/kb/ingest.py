@@ -9,6 +9,7 @@ Re-ingesting an unchanged document (same content hash) is a no-op."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -80,25 +81,62 @@ async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument]
         todo.append((i, _Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
                                   [chunker.embedding_input(title, c.heading_path, c.text) for c in chunks])))
     if todo:
-        inputs = [text for _, p in todo for text in p.inputs]
-        dense = await _embed_dense(emb, inputs, kb.settings.embedding_batch_size, progress)
-        sparse = await emb.asparse_documents(inputs)
         index = await kb.index()
         await index.ensure_namespace(namespace, emb.dense_dim)
-        at = 0
-        for i, prep in todo:
-            n = len(prep.inputs)
-            results[i] = await _write(kb, slug, namespace, prep, dense[at:at + n], sparse[at:at + n], emb.model_id)
-            at += n
+        batch = kb.settings.embedding_batch_size
+        waves = _waves(todo, max(4 * batch, 32))
+        total, embedded = sum(len(p.inputs) for _, p in todo), 0
+
+        async def embed(wave: list[tuple[int, _Prepared]]) -> tuple[list[Any], list[Any]]:
+            nonlocal embedded
+            inputs = [text for _, p in wave for text in p.inputs]
+            dense = await _embed_dense(emb, inputs, batch, progress, embedded, total)
+            embedded += len(inputs)
+            return dense, await emb.asparse_documents(inputs)
+
+        # Pipelined: the model embeds wave n+1 (on its worker thread) while wave n is written to
+        # the engine and Postgres (I/O on this loop), instead of one waiting for the other.
+        pending: asyncio.Task[tuple[list[Any], list[Any]]] | None = asyncio.create_task(embed(waves[0]))
+        try:
+            for w, wave in enumerate(waves):
+                assert pending is not None
+                dense, sparse = await pending
+                pending = asyncio.create_task(embed(waves[w + 1])) if w + 1 < len(waves) else None
+                at = 0
+                for i, prep in wave:
+                    n = len(prep.inputs)
+                    results[i] = await _write(kb, slug, namespace, prep, dense[at:at + n], sparse[at:at + n],
+                                              emb.model_id)
+                    at += n
+        finally:
+            if pending is not None:  # a write failed: stop embedding what will not be written
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
     return [r for r in results if r is not None]
 
 
-async def _embed_dense(emb: Any, inputs: list[str], batch: int, progress: Progress | None) -> list[Any]:
+def _waves(todo: list[tuple[int, _Prepared]], chunks: int) -> list[list[tuple[int, _Prepared]]]:
+    """Whole documents in groups of about `chunks` chunks (a larger document is a group alone)."""
+    waves: list[list[tuple[int, _Prepared]]] = [[]]
+    size = 0
+    for item in todo:
+        if waves[-1] and size + len(item[1].inputs) > chunks:
+            waves.append([])
+            size = 0
+        waves[-1].append(item)
+        size += len(item[1].inputs)
+    return waves
+
+
+async def _embed_dense(emb: Any, inputs: list[str], batch: int, progress: Progress | None, offset: int = 0,
+                       total: int | None = None) -> list[Any]:
     out: list[Any] = []
+    total = total if total is not None else len(inputs)
     for start in range(0, len(inputs), batch):
         out += await emb.aembed_documents(inputs[start:start + batch])
         if progress:
-            await progress(min(start + batch, len(inputs)), len(inputs), "embedding passages")
+            await progress(offset + min(start + batch, len(inputs)), total, "embedding passages")
     return out
 
 
