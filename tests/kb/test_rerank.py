@@ -127,3 +127,21 @@ async def test_search_reranks_inside_the_tenant_and_falls_back(db, kb, make_tena
     assert await off.reranker() is None
     fallback = await off.search(a, "when is my money back", limit=3)
     assert [h.chunk_id for h in fallback.results] == [h.chunk_id for h in fused.results]
+
+
+def test_candidates_are_bounded_and_doctor_reports_the_reranker(model_dir: Path, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from support_mcp import doctor
+    from support_mcp.settings import Settings
+
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        Settings(_env_file=None, kb_rerank_candidates=1000)
+    assert doctor.check_reranker(Settings(_env_file=None)) is None  # off: nothing to check
+    ok = doctor.check_reranker(Settings(_env_file=None, kb_rerank=True, kb_rerank_model_path=model_dir))
+    assert ok is not None and ok.status == "ok" and f"window {WINDOW}" in ok.detail
+    bad = doctor.check_reranker(Settings(_env_file=None, kb_rerank=True, kb_rerank_model_path=model_dir,
+                                         kb_rerank_model_sha256="a" * 64))
+    assert bad is not None and bad.status == "problem" and "expected " + "a" * 64 in bad.detail
+    unset = doctor.check_reranker(Settings(_env_file=None, kb_rerank=True))
+    assert unset is not None and unset.status == "problem" and "fused results" in unset.detail
