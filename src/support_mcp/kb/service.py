@@ -216,7 +216,7 @@ class KnowledgeBase:
         wanted = max(limit, self.settings.kb_rerank_candidates) if reranker is not None else limit
         for attempt in range(3):
             hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
-            if not hits and attempt == 0 and await self._rebuild_if_missing(slug, namespace):
+            if not hits and attempt == 0 and await self._rebuild_if_missing(slug, namespace):  # once
                 hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
             if not hits:
                 return []
@@ -249,16 +249,20 @@ class KnowledgeBase:
         under its own or a new slug, or an index lost with its data dir) gets its vectors back from
         Postgres, once: its search then answers instead of returning nothing."""
         index = await self.index()
-        if await index.count(namespace) > 0:
-            return False
-        async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
-            if not await queries.count_chunks(sc.conn):
+        try:
+            if await index.count(namespace) > 0:
                 return False
-        async with self._rebuilds.setdefault(slug, asyncio.Lock()):
-            if await index.count(namespace) == 0:
-                log.warning("kb_namespace_rebuilt", tenant=slug,
-                            reason="the search index had no vectors for this tenant's chunks (a restore?)")
-                await self.reindex(slug)
+            async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
+                if not await queries.count_chunks(sc.conn):
+                    return False
+            async with self._rebuilds.setdefault(slug, asyncio.Lock()):
+                if await index.count(namespace) == 0:
+                    log.warning("kb_namespace_rebuilt", tenant=slug,
+                                reason="the search index had no vectors for this tenant's chunks (a restore?)")
+                    await self.reindex(slug)
+        except Exception as exc:  # noqa: BLE001 - the search answers [] as before; the log says why
+            log.warning("kb_namespace_rebuild_failed", tenant=slug, error=exc.__class__.__name__)
+            return False
         return True
 
     async def _rerank(self, reranker: Any, query: str, candidates: list[tuple[Hit, Any]]) -> list[float]:
