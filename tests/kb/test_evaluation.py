@@ -117,3 +117,30 @@ def test_bad_datasets_are_refused(tmp_path: Path) -> None:
                     [("other", "a", 1)])
     with pytest.raises(InvalidInput, match="no qrels"):
         load_dataset(folder)
+
+
+def test_eval_cli_prints_default_row_ci_categories_targets_and_reuses(settings, monkeypatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from support_mcp.cli import app
+
+    monkeypatch.setenv("SUPPORT_MCP_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
+    if settings.database_url is not None:
+        monkeypatch.setenv("SUPPORT_MCP_DATABASE_URL", settings.database_url.get_secret_value())
+    folder = _write(tmp_path / "tiny", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    (folder / "query_categories.tsv").write_text("query-id\tcategory\nq1\taccount\nq2\terrors\nq3\taccount\n")
+    args = ["eval", "retrieval", "--dataset", str(folder), "--reuse", "--target", "default=0.5",
+            "--target", "hybrid=1.01", "--out", str(tmp_path / "r.json")]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    assert "chunks/s" in first.stdout and "| default | " in first.stdout and "[95% CI]" in first.stdout
+    assert "| errors | 1 |" in first.stdout and "| met |" in first.stdout and "| missed |" in first.stdout
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved["results"]) == {"dense", "sparse", "hybrid", "default"} and "account" in saved["categories"]
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "ingest: skipped" in second.stdout
+    bad = CliRunner().invoke(app, ["eval", "retrieval", "--dataset", str(folder), "--target", "best=0.9"])
+    assert bad.exit_code == 2 and "the mode must be one of" in bad.stderr and bad.stderr.count("\n") == 1
+    slug = saved["ingest"]["tenant"]
+    assert CliRunner().invoke(app, ["tenants", "delete", slug, "--yes"]).exit_code == 0
