@@ -140,13 +140,14 @@ async def _document_count(kb: KnowledgeBase, slug: str) -> int | None:
 async def _ingest(kb: KnowledgeBase, slug: str, data: Dataset,
                   on_progress: Callable[[str, int, int], None] | None) -> tuple[int, float]:
     ids, chunks, t0 = list(data.corpus), 0, time.perf_counter()
-    for start in range(0, len(ids), 64):
-        batch = ids[start:start + 64]
+    group = 256  # documents per call: room for ingest's pipelining (embedding overlaps the writes)
+    for start in range(0, len(ids), group):
+        batch = ids[start:start + group]
         done = await ingest_documents(kb, slug, [NewDocument(data.corpus[i][0] or f"Document {i}", data.corpus[i][1]
                                                              or data.corpus[i][0], f"beir:{i}") for i in batch])
         chunks += sum(r.chunks for r in done if r.status != "unchanged")
         if on_progress:
-            on_progress("ingest", min(start + 64, len(ids)), len(ids))
+            on_progress("ingest", min(start + group, len(ids)), len(ids))
     return chunks, time.perf_counter() - t0
 
 
