@@ -82,7 +82,9 @@ class CrossEncoder:
                 feeds["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
             logits = np.asarray(self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0])
             logits = logits.reshape(len(enc), -1)
-            out += logits[:, -1].astype(float).tolist()  # one logit, or [not relevant, relevant]
+            # one relevance logit, or two classes [not relevant, relevant]: their difference
+            rel = logits[:, 0] if logits.shape[1] == 1 else logits[:, -1] - logits[:, 0]
+            out += rel.astype(float).tolist()
         return out
 
 
