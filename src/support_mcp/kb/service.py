@@ -229,8 +229,10 @@ class KnowledgeBase:
                 break
             await clientlog.emit("notice", "retry", step="search", attempt=attempt + 2,
                                  reason="a document was replaced while searching")
-        # the engine's order, without what Postgres no longer (or not yet) has
-        found_hits = [(h, rows[h.id]) for h in hits if h.id in rows][:wanted]
+        # the engine's order (ties, common under RRF, broken by chunk id: the same query always
+        # ranks the same), without what Postgres no longer (or not yet) has
+        found_hits = sorted([(h, rows[h.id]) for h in hits if h.id in rows], key=lambda x: (-x[0].score, x[0].id))
+        found_hits = found_hits[:wanted]
         scores = [h.score for h, _ in found_hits]
         if reranker is not None and found_hits:
             scores = await self._rerank(reranker, query, found_hits[:self.settings.kb_rerank_candidates]) or scores
