@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     embedding_threads: int | None = Field(default=None, ge=1, le=64, description="onnxruntime threads (default: all cores).")
     kb_chunk_tokens: int = Field(default=250, ge=32, le=512, description="Target tokens per chunk.")
     kb_chunk_overlap: int = Field(default=30, ge=0, le=128, description="Tokens of overlap between split chunks.")
-    kb_prefetch: int = Field(default=50, ge=1, le=1000, description="Candidates each of dense and sparse search fetch.")
-    kb_fusion: Literal["rrf", "dbsf"] = Field(default="rrf", description="How dense and sparse results are fused.")
+    kb_prefetch: int = Field(default=100, ge=1, le=1000, description="Candidates each of dense and sparse search fetch.")
+    kb_fusion: Literal["rrf", "dbsf"] = Field(
+        default="dbsf", description="How dense and sparse results are fused (dbsf won on the SciFact dev set).")
     kb_rrf_k: int = Field(default=60, ge=1, le=1000, description="The k of reciprocal rank fusion.")
     kb_rerank: bool = Field(
         default=False, description="Rerank the fused candidates with the cross-encoder of kb_rerank_model_path "
