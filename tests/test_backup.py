@@ -85,3 +85,26 @@ async def test_restore_refuses_existing_slug_and_junk(db: Database, make_tenant,
         await backup.restore_tenant(db, junk)
     with pytest.raises(InvalidInput):
         await backup.restore_tenant(db, archive, as_slug="Bad-Slug")
+
+
+async def test_restored_tenants_stay_searchable(db: Database, kb, make_tenant, tmp_path: Path) -> None:
+    """Regression (issue 13): after `tenants restore` (same or new slug) search_docs returned []
+    until someone ran `docs reindex`: Postgres had the chunks, the search index had nothing."""
+    slug = await make_tenant("bks")
+    await kb.ingest(slug, title="Refunds", text="# Refunds\n\nRefunds reach the card in five to ten business days.")
+    assert (await kb.search(slug, "how long do refunds take")).results
+    archive = tmp_path / "bks.tar"
+    await backup.backup_tenant(db, slug, archive)
+    namespace = (await tenancy.get_tenant(db, slug)).rag_index_namespace
+    await tenancy.delete_tenant(db, slug)  # what `tenants delete` does: the rows and the namespace go
+    await kb.drop_tenant_namespace(namespace)
+    assert await backup.restore_tenant(db, archive) == slug
+    found = (await kb.search(slug, "how long do refunds take")).results
+    assert [h.title for h in found] == ["Refunds"]
+    assert await backup.restore_tenant(db, archive, as_slug=f"{slug}_new") == f"{slug}_new"
+    copy = (await kb.search(f"{slug}_new", "how long do refunds take")).results
+    assert [h.title for h in copy] == ["Refunds"] and copy[0].chunk_id == found[0].chunk_id
+    # the copy has its own namespace: deleting the original's documents leaves the copy's results
+    await kb.delete_document(slug, found[0].document_id)
+    assert (await kb.search(slug, "how long do refunds take")).results == []
+    assert [h.title for h in (await kb.search(f"{slug}_new", "how long do refunds take")).results] == ["Refunds"]

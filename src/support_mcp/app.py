@@ -115,6 +115,8 @@ class App:
                 await self.audit.start()
                 if self.metrics is not None:
                     await self.metrics.learn_names()
+                if self.settings.kb_rerank and self.kb is not None:
+                    await self.kb.reranker()  # at start: a missing or corrupted reranker is logged now
             self._users += 1
         try:
             yield self

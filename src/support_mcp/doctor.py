@@ -117,6 +117,24 @@ def check_models(s: Settings) -> Check:
                  "files load)")
 
 
+def check_reranker(s: Settings) -> Check | None:
+    """SUPPORT_MCP_KB_RERANK=on: does the cross-encoder load (files, SHA-256, ONNX)?"""
+    if not s.kb_rerank:
+        return None
+    from .kb.embedding import ModelIntegrityError
+    from .kb.rerank import CrossEncoder
+
+    fix = "point SUPPORT_MCP_KB_RERANK_MODEL_PATH at a cross-encoder directory, or SUPPORT_MCP_KB_RERANK=off"
+    if s.kb_rerank_model_path is None:
+        return Check("reranker", "problem", "SUPPORT_MCP_KB_RERANK is on but no model path is set: search "
+                     "returns the fused results", fix)
+    try:
+        ce = CrossEncoder(s.kb_rerank_model_path, sha256=s.kb_rerank_model_sha256, threads=1)
+    except ModelIntegrityError as exc:
+        return Check("reranker", "problem", f"{_reason(exc)}: search returns the fused results", fix)
+    return Check("reranker", "ok", f"{ce.model_id} ({s.kb_rerank_candidates} candidates, window {ce.max_length})")
+
+
 async def check_kb(s: Settings) -> Check:
     from .kb.factory import build_index
 
@@ -271,6 +289,8 @@ async def run(s: Settings) -> Report:
         await db.close()
     checks.append(await check_kb(s))
     checks.append(check_models(s))
+    if (rerank := check_reranker(s)) is not None:
+        checks.append(rerank)
     checks.append(check_stripe(s))
     oauth = await check_oauth(s)
     if oauth is not None:

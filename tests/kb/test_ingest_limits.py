@@ -58,11 +58,49 @@ async def test_chunking_runs_off_the_event_loop(make_tenant, db, kb) -> None:
     threads: list[threading.Thread] = []
 
     class Recording:
-        def chunk(self, text: str):  # noqa: ANN202
+        def chunk(self, text: str, title: str = ""):  # noqa: ANN202
             threads.append(threading.current_thread())
-            return real.chunk(text)
+            return real.chunk(text, title)
+
+        def embedding_input(self, title: str, path: list[str], text: str) -> str:
+            return real.embedding_input(title, path, text)
 
     own = KnowledgeBase(db.settings, db, index=await kb.index(), embedder=await kb.embedder())
     own._chunker = Recording()  # noqa: SLF001
     await own.ingest(a, title="Threads", text="# Threads\n\nChunked somewhere else.")
     assert threads and threads[0] is not threading.main_thread()
+
+
+async def test_ingest_embeds_the_next_wave_while_writing_the_last(make_tenant, db, kb) -> None:
+    """Pipelining (issue 13): the model embeds wave n+1 while wave n goes to the engine and
+    Postgres. Recorded through pass-through wrappers around the real embedder and index."""
+    events: list[str] = []
+    real_emb, real_index = await kb.embedder(), await kb.index()
+
+    class Embedder:
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(real_emb, name)
+
+        async def aembed_documents(self, texts: list[str]):  # noqa: ANN201
+            events.append("embed")
+            return await real_emb.aembed_documents(texts)
+
+    class Index:
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(real_index, name)
+
+        async def upsert(self, ns: str, points):  # noqa: ANN001, ANN201
+            events.append("upsert")
+            await real_index.upsert(ns, points)
+            events.append("upserted")
+
+    own = KnowledgeBase(db.settings, db, index=Index(), embedder=Embedder())  # type: ignore[arg-type]
+    slug = await make_tenant("kbp")
+    docs = [(f"Note {i}", f"Short note number {i} about the hub's LED colours.") for i in range(80)]
+    done = await own.ingest_many(slug, docs)
+    assert [r.status for r in done] == ["created"] * 80
+    first_write = events.index("upsert")
+    assert "embed" in events[first_write:], "every batch was embedded before the first write"
+    overlapped = any(events[j] == "upsert" and events[j + 1] == "embed" for j in range(len(events) - 1))
+    assert overlapped, "no batch was embedded while a write was in flight"
+    assert len((await own.search(slug, "LED colours", limit=50)).results) == 50

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..db import queries
 from ..errors import InvalidInput
-from ..kb.chunking import embedding_text
 from ..kb.index import ChunkPoint
 from ..kb.ingest import CHUNK_COLUMNS, content_hash
 from ..logging import get_logger
@@ -42,7 +41,7 @@ def _source(doc: DocumentPart) -> str:
 
 async def fixture_document_hashes(kb: KnowledgeBase, fixture: Any) -> dict[str, str]:
     """source_uri -> content hash of the documents the fixture puts in the knowledge base."""
-    model = (await kb.embedder()).model_name
+    model = (await kb.embedder()).model_id
     return {_source(d): content_hash(kb.settings, d.title.strip(), d.text.strip(), model) for d in _by_source(fixture.documents)}
 
 
@@ -57,16 +56,16 @@ async def ingest_fresh(kb: KnowledgeBase, slug: str, docs: list[DocumentPart]) -
     inputs: list[str] = []
     for doc in docs:
         title, text = doc.title.strip(), doc.text.strip()
-        digest = content_hash(kb.settings, title, text, emb.model_name)
+        digest = content_hash(kb.settings, title, text, emb.model_id)
         chunks = kb.embedding_cache.chunks(digest)
         if chunks is None:
-            chunks = await asyncio.to_thread(chunker.chunk, text)
+            chunks = await asyncio.to_thread(chunker.chunk, text, title)
             kb.embedding_cache.keep_chunks(digest, chunks)
         if not chunks:
             raise InvalidInput(f"document {title[:80]!r} has no text to index")
         prepared.append((uuid.uuid4(), _source(doc), title, digest, chunks))
-        inputs += [embedding_text(title, c.heading_path, c.text) for c in chunks]
-    dense, sparse = await kb.embedding_cache.passages(emb.model_name, inputs, emb.aembed_documents,
+        inputs += [chunker.embedding_input(title, c.heading_path, c.text) for c in chunks]
+    dense, sparse = await kb.embedding_cache.passages(emb.model_id, inputs, emb.aembed_documents,
                                                       emb.asparse_documents)
     ids = [uuid.uuid4() for _ in inputs]
     points, records, at = [], [], 0
@@ -83,7 +82,7 @@ async def ingest_fresh(kb: KnowledgeBase, slug: str, docs: list[DocumentPart]) -
         async with kb.db.tenant_scope(slug) as s:  # 2. every document and chunk in one transaction
             for doc_id, source_uri, title, digest, _ in prepared:
                 await queries.upsert_document(s.conn, id=doc_id, source_uri=source_uri, title=title,
-                                              content_hash=digest, embedding_model=emb.model_name)
+                                              content_hash=digest, embedding_model=emb.model_id)
             await s.conn.copy_records_to_table("chunks", columns=CHUNK_COLUMNS, records=records)
     except BaseException:
         await index.delete_points(namespace, [str(i) for i in ids])

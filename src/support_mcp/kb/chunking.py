@@ -53,45 +53,79 @@ def sections(markdown: str) -> list[_Section]:
 
 
 class Chunker:
-    def __init__(self, tokenizer: Tokenizer, *, target_tokens: int = 250, overlap_tokens: int = 30) -> None:
+    """Chunks that fit the model: with ``max_tokens`` (the model's input limit, [CLS]/[SEP]
+    included) each chunk's budget is ``target_tokens`` less whatever its title/heading prefix takes,
+    so what gets embedded (:meth:`embedding_input`) is never truncated by the model."""
+
+    def __init__(self, tokenizer: Tokenizer, *, target_tokens: int = 250, overlap_tokens: int = 30,
+                 max_tokens: int | None = None) -> None:
         tok = Tokenizer.from_str(tokenizer.to_str())
         tok.no_truncation()
         tok.no_padding()
         self._tok = tok
-        self.target = target_tokens
-        self._splitter = MarkdownSplitter.from_huggingface_tokenizer(
-            tok, capacity=(max(1, target_tokens * 3 // 4), target_tokens), overlap=overlap_tokens)
+        self.target = target_tokens if max_tokens is None else min(target_tokens, max_tokens - 2)
+        self.overlap = overlap_tokens
+        self.max_tokens = max_tokens
+        self._splitters: dict[int, MarkdownSplitter] = {}
+
+    def _splitter(self, capacity: int) -> MarkdownSplitter:
+        if capacity not in self._splitters:
+            self._splitters[capacity] = MarkdownSplitter.from_huggingface_tokenizer(
+                self._tok, capacity=(max(1, capacity * 3 // 4), capacity), overlap=min(self.overlap, capacity // 2))
+        return self._splitters[capacity]
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
 
-    def chunk(self, markdown: str) -> list[Chunk]:
+    def context(self, title: str, heading_path: list[str]) -> str:
+        """The title > heading prefix, cut to a quarter of the model's window at most."""
+        ctx = " > ".join([title, *heading_path]) if title else " > ".join(heading_path)
+        if self.max_tokens is None or not ctx:
+            return ctx
+        cap = max(1, self.max_tokens // 4)
+        enc = self._tok.encode(ctx, add_special_tokens=False)
+        return ctx if len(enc.ids) <= cap else ctx[:enc.offsets[cap - 1][1]].rstrip()
+
+    def budget(self, title: str, heading_path: list[str]) -> int:
+        """Tokens of chunk text that fit beside the prefix (the prefix and the text add up: BERT
+        word pieces never span the blank line between them)."""
+        if self.max_tokens is None:
+            return self.target
+        return max(16, min(self.target, self.max_tokens - 2 - self.count(self.context(title, heading_path))))
+
+    def embedding_input(self, title: str, heading_path: list[str], text: str) -> str:
+        """What gets embedded: the chunk in its (capped) context."""
+        ctx = self.context(title, heading_path)
+        return f"{ctx}\n\n{text}" if ctx else text
+
+    def chunk(self, markdown: str, title: str = "") -> list[Chunk]:
         pieces: list[tuple[list[str], str]] = []
-        pending: tuple[list[str], list[str], int] | None = None  # path, texts, tokens
+        pending: tuple[list[str], list[str], int, int] | None = None  # path, texts, tokens, budget
         for sec in sections(markdown):
             body = sec.body
             if not body:
                 continue
-            tokens = self.count(body)
-            if tokens > self.target:
+            tokens, budget = self.count(body), self.budget(title, sec.path)
+            if tokens > budget:
                 if pending:
                     pieces.append((pending[0], "\n\n".join(pending[1])))
                     pending = None
-                pieces += [(sec.path, part) for part in self._splitter.chunks(body)]
+                pieces += [(sec.path, part) for part in self._splitter(budget).chunks(body)]
                 continue
-            if pending and pending[2] + tokens <= self.target and sec.path[:1] == pending[0][:1]:
-                heading = f"{'#' * min(6, len(sec.path) + 1)} {sec.path[-1]}\n" if sec.path else ""
-                pending = (pending[0], [*pending[1], heading + body], pending[2] + tokens)
+            heading = f"{'#' * min(6, len(sec.path) + 1)} {sec.path[-1]}\n" if sec.path else ""
+            if pending and sec.path[:1] == pending[0][:1] and \
+                    pending[2] + (more := self.count(heading + body)) <= pending[3]:
+                pending = (pending[0], [*pending[1], heading + body], pending[2] + more, pending[3])
             else:
                 if pending:
                     pieces.append((pending[0], "\n\n".join(pending[1])))
-                pending = (sec.path, [body], tokens)
+                pending = (sec.path, [body], tokens, budget)
         if pending:
             pieces.append((pending[0], "\n\n".join(pending[1])))
         return [Chunk(i, path, text, self.count(text)) for i, (path, text) in enumerate(pieces) if text.strip()]
 
 
 def embedding_text(title: str, heading_path: list[str], text: str) -> str:
-    """What gets embedded: the chunk in its context (title and headings)."""
+    """What gets embedded: the chunk in its context (title and headings), uncapped."""
     context = " > ".join([title, *heading_path]) if title else " > ".join(heading_path)
     return f"{context}\n\n{text}" if context else text

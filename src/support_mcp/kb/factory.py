@@ -16,6 +16,7 @@ def build_embedder(settings: Settings):  # noqa: ANN201 - Embedder (imported lat
         batch_size=settings.embedding_batch_size,
         threads=settings.embedding_threads,
         cpu_mem_arena=settings.embedding_memory_arena,
+        model_sha256=settings.embedding_model_sha256,
     )
 
 

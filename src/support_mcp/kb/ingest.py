@@ -47,20 +47,31 @@ class Prepared:
 
 
 def content_hash(settings: Settings, title: str, text: str, model: str) -> str:
+    """Decides re-embedding: `model` is the embedder's model_id (its name and model file's SHA-256)."""
     key = f"{model}\0{settings.kb_chunk_tokens}\0{settings.kb_chunk_overlap}\0{title}\0{text}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def embed_dense(emb: Any, inputs: list[str], batch: int, progress: Progress | None) -> list[Any]:
-    out: list[Any] = []
-    for start in range(0, len(inputs), batch):
-        out += await emb.aembed_documents(inputs[start:start + batch])
-        if progress:
-            await progress(min(start + batch, len(inputs)), len(inputs), "embedding passages")
+def waves(todo: list[tuple[int, Prepared]], chunks: int) -> list[list[tuple[int, Prepared]]]:
+    """Whole documents in groups of about `chunks` chunks (a larger document is a group alone)."""
+    out: list[list[tuple[int, Prepared]]] = [[]]
+    size = 0
+    for item in todo:
+        if out[-1] and size + len(item[1].inputs) > chunks:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += len(item[1].inputs)
     return out
 
 
-async def ingest_documents(kb: KnowledgeBase, slug: str, docs: list[NewDocument],
-                           progress: Progress | None = None) -> list[IngestResult]:
-    """Kept for callers not yet moved to `KnowledgeBase.ingest_documents` (episodes fixtures)."""
-    return await kb.ingest_documents(slug, docs, progress)
+async def embed_dense(emb: Any, inputs: list[str], batch: int, progress: Progress | None, offset: int = 0,
+                      total: int | None = None) -> list[Any]:
+    out: list[Any] = []
+    total = total if total is not None else len(inputs)
+    for start in range(0, len(inputs), batch):
+        out += await emb.aembed_documents(inputs[start:start + batch])
+        if progress:
+            await progress(offset + min(start + batch, len(inputs)), total, "embedding passages")
+    return out
+

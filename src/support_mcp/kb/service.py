@@ -8,6 +8,7 @@ replacement asks again, so it sees exactly one committed version: never both, ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -18,10 +19,10 @@ from ..logging import get_logger
 from ..settings import Settings
 from ..ttlcache import Cached
 from ..untrusted import Fence, one_line
-from .chunking import Chunker, embedding_text
+from .chunking import Chunker
 from .embed_cache import EmbeddingCache
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
-from .ingest import CHUNK_COLUMNS, NewDocument, Prepared, Progress, content_hash, embed_dense
+from .ingest import CHUNK_COLUMNS, NewDocument, Prepared, Progress, content_hash, embed_dense, waves
 from .limits import IngestGate, check_document_size
 from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
 
@@ -36,6 +37,9 @@ class KnowledgeBase:
         self.settings, self.db = settings, db
         self._index, self._embedder = index, embedder
         self._chunker: Chunker | None = None
+        self._reranker: Any = None
+        self._reranker_loaded = False
+        self._rebuilds: dict[str, asyncio.Lock] = {}
         self._namespaces: Cached[str, tuple[str, bool]] = Cached(settings.cache_seconds)
         self._lock = asyncio.Lock()
         self.ingests = IngestGate(settings.kb_max_ingests_per_key)
@@ -58,11 +62,26 @@ class KnowledgeBase:
                 self._index = build_index(self.settings)
             return self._index
 
+    async def reranker(self) -> Any:
+        """The cross-encoder when SUPPORT_MCP_KB_RERANK is on and it loads, else None (loaded once;
+        a missing or corrupted model is logged as a warning here and search keeps the fused order)."""
+        if not self.settings.kb_rerank:
+            return None
+        async with self._lock:
+            if not self._reranker_loaded:
+                from .rerank import load_reranker
+
+                s = self.settings
+                self._reranker = await asyncio.to_thread(load_reranker, s.kb_rerank_model_path,
+                                                         s.kb_rerank_model_sha256, s.embedding_threads)
+                self._reranker_loaded = True
+            return self._reranker
+
     async def chunker(self) -> Chunker:
         if self._chunker is None:
             emb = await self.embedder()
             self._chunker = Chunker(emb.tokenizer, target_tokens=self.settings.kb_chunk_tokens,
-                                    overlap_tokens=self.settings.kb_chunk_overlap)
+                                    overlap_tokens=self.settings.kb_chunk_overlap, max_tokens=emb.max_tokens)
         return self._chunker
 
     async def close(self) -> None:
@@ -119,7 +138,7 @@ class KnowledgeBase:
             if not title or not text:
                 raise InvalidInput("a document needs a title and some text")
             source_uri = (doc.source_uri or f"title:{title}").strip()
-            digest = content_hash(self.settings, title, text, emb.model_name)
+            digest = content_hash(self.settings, title, text, emb.model_id)
             async with self.db.tenant_scope(slug) as s:
                 existing = await queries.get_document_by_source(s.conn, source_uri=source_uri)
                 if existing is not None and existing["content_hash"] == digest:
@@ -127,33 +146,54 @@ class KnowledgeBase:
                     results[i] = IngestResult(document_id=existing["id"], title=title, status="unchanged", chunks=n)
                     continue
             chunks = self.embedding_cache.chunks(digest)
-            if chunks is None:
-                chunks = await asyncio.to_thread(chunker.chunk, text)  # ~2 s per million characters: not on the loop
+            if chunks is None:  # ~2 s per million characters: not on the loop
+                chunks = await asyncio.to_thread(chunker.chunk, text, title)
                 self.embedding_cache.keep_chunks(digest, chunks)
             if not chunks:
                 raise InvalidInput(f"document {title[:80]!r} has no text to index")
             todo.append((i, Prepared(title, source_uri, digest, existing["id"] if existing else None, chunks,
-                                     [embedding_text(title, c.heading_path, c.text) for c in chunks])))
+                                     [chunker.embedding_input(title, c.heading_path, c.text) for c in chunks])))
         if todo:
-            inputs = [text for _, p in todo for text in p.inputs]
-            embedded = False
-
-            async def embed(texts: list[str]) -> list[Any]:
-                nonlocal embedded
-                embedded = True
-                return await embed_dense(emb, texts, self.settings.embedding_batch_size, progress)
-
-            # episodes of one fixture embed it once (kb/embed_cache.py)
-            dense, sparse = await self.embedding_cache.passages(emb.model_name, inputs, embed, emb.asparse_documents)
-            if progress and not embedded:  # every passage was cached: the caller still sees the milestone
-                await progress(len(inputs), len(inputs), "embedding passages")
             await (await self.index()).ensure_namespace(namespace, emb.dense_dim)
-            at = 0
-            for i, prep in todo:
-                n = len(prep.inputs)
-                results[i] = await self._write(slug, namespace, prep, dense[at:at + n], sparse[at:at + n],
-                                               emb.model_name)
-                at += n
+            batch = self.settings.embedding_batch_size
+            total, done = sum(len(p.inputs) for _, p in todo), 0
+
+            async def embed(wave: list[tuple[int, Prepared]]) -> tuple[list[Any], list[Any]]:
+                nonlocal done
+                inputs = [text for _, p in wave for text in p.inputs]
+                offset = done
+
+                async def dense_of(texts: list[str]) -> list[Any]:
+                    return await embed_dense(emb, texts, batch, progress, offset, total)
+
+                # episodes of one fixture embed it once (kb/embed_cache.py)
+                dense, sparse = await self.embedding_cache.passages(emb.model_id, inputs, dense_of,
+                                                                    emb.asparse_documents)
+                done += len(inputs)
+                if progress and done == total:  # cached passages skip embed_dense: the caller still sees the end
+                    await progress(total, total, "embedding passages")
+                return dense, sparse
+
+            # Pipelined: the model embeds wave n+1 (on its worker thread) while wave n is written to
+            # the engine and Postgres (I/O on this loop), instead of one waiting for the other.
+            groups = waves(todo, max(4 * batch, 32))
+            pending: asyncio.Task[tuple[list[Any], list[Any]]] | None = asyncio.create_task(embed(groups[0]))
+            try:
+                for w, group in enumerate(groups):
+                    assert pending is not None
+                    dense, sparse = await pending
+                    pending = asyncio.create_task(embed(groups[w + 1])) if w + 1 < len(groups) else None
+                    at = 0
+                    for i, prep in group:
+                        n = len(prep.inputs)
+                        results[i] = await self._write(slug, namespace, prep, dense[at:at + n], sparse[at:at + n],
+                                                       emb.model_id)
+                        at += n
+            finally:
+                if pending is not None:  # a write failed: stop embedding what will not be written
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
         return [r for r in results if r is not None]
 
     async def _write(self, slug: str, namespace: str, prep: Prepared, dense: list[Any], sparse: list[Any],
@@ -221,10 +261,10 @@ class KnowledgeBase:
         await index.drop_namespace(namespace)
         await index.ensure_namespace(namespace, emb.dense_dim)
         done, after = 0, None
-        async with self.db.tenant_scope(slug) as s:
+        async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as s:
             total = await queries.count_chunks(s.conn)
         while True:
-            async with self.db.tenant_scope(slug) as s:
+            async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as s:
                 rows = [r async for r in queries.all_chunk_vectors(s.conn, after_id=after, limit=1000)]
             if not rows:
                 return done
@@ -237,7 +277,8 @@ class KnowledgeBase:
 
     # --- search -------------------------------------------------------------------------
     async def search(self, slug: str, query: str, *, limit: int = 5, mode: str = "hybrid",
-                     include_global: bool = False) -> SearchResults:
+                     include_global: bool = False, rerank: bool | None = None) -> SearchResults:
+        """`rerank`: None follows SUPPORT_MCP_KB_RERANK; False gives the engine's (fused) order."""
         query = query.strip()
         if not query:
             raise InvalidInput("query is empty")
@@ -245,8 +286,9 @@ class KnowledgeBase:
         if include_global and not allow_global:
             raise InvalidInput(f"tenant '{slug}' does not allow searching the shared global documents")
         emb = await self.embedder()
+        reranker = await self.reranker() if rerank is not False else None
         dense, sparse = await emb.aembed_hybrid_query(query)
-        results = await self._search_space(slug, namespace, dense, sparse, limit, mode)
+        results = await self._search_space(slug, namespace, dense, sparse, limit, mode, query, reranker)
         shared = None
         if include_global:
             try:
@@ -254,13 +296,18 @@ class KnowledgeBase:
             except NotFound:
                 shared = []  # no global documents were ever ingested
             else:
-                shared = await self._search_space(SHARED_TENANT, shared_ns, dense, sparse, limit, mode)
+                # its own list, reranked on its own: never mixed into the tenant's candidates
+                shared = await self._search_space(SHARED_TENANT, shared_ns, dense, sparse, limit, mode, query,
+                                                  reranker)
         return SearchResults(query=query, mode=mode, results=results, global_results=shared)  # type: ignore[arg-type]
 
     async def _search_space(self, slug: str, namespace: str, dense: Any, sparse: SparseVec, limit: int,
-                            mode: str) -> list[SearchHit]:
+                            mode: str, query: str = "", reranker: Any = None) -> list[SearchHit]:
+        wanted = max(limit, self.settings.kb_rerank_candidates) if reranker is not None else limit
         for attempt in range(3):
-            hits = await self._engine_search(namespace, dense, sparse, limit, mode)
+            hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
+            if not hits and attempt == 0 and await self._rebuild_if_missing(slug, namespace):  # once
+                hits = await self._engine_search(namespace, dense, sparse, wanted, mode)
             if not hits:
                 return []
             async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
@@ -272,16 +319,54 @@ class KnowledgeBase:
                 break
             await clientlog.emit("notice", "retry", step="search", attempt=attempt + 2,
                                  reason="a document was replaced while searching")
-        out = []
-        for h in hits:  # keep the engine's order; drop what Postgres no longer (or not yet) has
-            r = rows.get(h.id)
-            if r is not None:
-                out.append(SearchHit(document_id=r["document_id"], chunk_id=r["id"], title=r["title"],
-                                     heading_path=list(r["heading_path"]), snippet=_snippet(r["text"]),
-                                     score=round(h.score, 6), source_uri=r["source_uri"]))
-            if len(out) == limit:
-                break
-        return out
+        # the engine's order (ties, common under RRF, broken by chunk id: the same query always
+        # ranks the same), without what Postgres no longer (or not yet) has
+        found_hits = sorted([(h, rows[h.id]) for h in hits if h.id in rows], key=lambda x: (-x[0].score, x[0].id))
+        found_hits = found_hits[:wanted]
+        scores = [h.score for h, _ in found_hits]
+        if reranker is not None and found_hits:
+            scores = await self._rerank(reranker, query, found_hits[:self.settings.kb_rerank_candidates]) or scores
+            if len(scores) < len(found_hits):  # candidates past the window keep the fused order, below
+                floor = min(scores) if scores else 0.0
+                scores += [floor - 1 - i for i in range(len(found_hits) - len(scores))]
+            order = sorted(range(len(found_hits)), key=lambda i: -scores[i])
+            found_hits, scores = [found_hits[i] for i in order], [scores[i] for i in order]
+        return [SearchHit(document_id=r["document_id"], chunk_id=r["id"], title=r["title"],
+                          heading_path=list(r["heading_path"]), snippet=_snippet(r["text"]),
+                          score=round(score, 6), source_uri=r["source_uri"])
+                for (_, r), score in zip(found_hits[:limit], scores[:limit], strict=True)]
+
+    async def _rebuild_if_missing(self, slug: str, namespace: str) -> bool:
+        """A tenant whose chunks are in Postgres but whose namespace is empty (restored from a backup,
+        under its own or a new slug, or an index lost with its data dir) gets its vectors back from
+        Postgres, once: its search then answers instead of returning nothing."""
+        index = await self.index()
+        try:
+            if await index.count(namespace) > 0:
+                return False
+            async with self.db.tenant_scope(slug, allow_suspended=slug == SHARED_TENANT) as sc:
+                if not await queries.count_chunks(sc.conn):
+                    return False
+            async with self._rebuilds.setdefault(slug, asyncio.Lock()):
+                if await index.count(namespace) == 0:
+                    log.warning("kb_namespace_rebuilt", tenant=slug,
+                                reason="the search index had no vectors for this tenant's chunks (a restore?)")
+                    await self.reindex(slug)
+        except Exception as exc:  # noqa: BLE001 - the search answers [] as before; the log says why
+            log.warning("kb_namespace_rebuild_failed", tenant=slug, error=exc.__class__.__name__)
+            return False
+        return True
+
+    async def _rerank(self, reranker: Any, query: str, candidates: list[tuple[Hit, Any]]) -> list[float]:
+        """Cross-encoder scores of the candidates, or [] (the fused order stays) if scoring fails."""
+        chunker = await self.chunker()
+        passages = [chunker.embedding_input(r["title"], list(r["heading_path"]), r["text"]) for _, r in candidates]
+        try:
+            return await asyncio.to_thread(reranker.score, query, passages)
+        except Exception as exc:  # noqa: BLE001 - a broken reranker must not break search
+            log.warning("kb_rerank_failed", error=exc.__class__.__name__, detail=str(exc)[:200],
+                        fallback="fused results")
+            return []
 
     async def _engine_search(self, namespace: str, dense: Any, sparse: SparseVec, limit: int,
                              mode: str) -> list[Hit]:
