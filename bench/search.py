@@ -120,7 +120,7 @@ async def ingest_vs_bare(kb: KnowledgeBase, db: Database, n_chunks: int, rounds:
     for r in range(rounds):
         docs = docs_for(rng, n_chunks)
         inputs = [chunker.embedding_input(t, c.heading_path, c.text) for t, text in docs for c in chunker.chunk(text, t)]
-        tokens = sum(emb.count_tokens(x) for x in inputs)
+        tokens = sum(len(emb.tokenizer.encode(x, add_special_tokens=False).ids) for x in inputs)
         t0 = time.perf_counter()
         for s in range(0, len(inputs), kb.settings.embedding_batch_size):
             await emb.aembed_documents(inputs[s:s + kb.settings.embedding_batch_size])

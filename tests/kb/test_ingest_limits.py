@@ -7,6 +7,7 @@ import pytest
 
 from support_mcp import keys
 from support_mcp.errors import InvalidInput
+from support_mcp.kb.ingest import NewDocument
 from support_mcp.kb.service import KnowledgeBase
 
 
@@ -97,7 +98,7 @@ async def test_ingest_embeds_the_next_wave_while_writing_the_last(make_tenant, d
     own = KnowledgeBase(db.settings, db, index=Index(), embedder=Embedder())  # type: ignore[arg-type]
     slug = await make_tenant("kbp")
     docs = [(f"Note {i}", f"Short note number {i} about the hub's LED colours.") for i in range(80)]
-    done = await own.ingest_many(slug, docs)
+    done = await own.ingest_documents(slug, [NewDocument(title, text) for title, text in docs])
     assert [r.status for r in done] == ["created"] * 80
     first_write = events.index("upsert")
     assert "embed" in events[first_write:], "every batch was embedded before the first write"
