@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,9 +218,14 @@ def test_help_is_readable_everywhere(monkeypatch) -> None:
 
 
 def test_shell_completion_is_available() -> None:
-    code, out, _ = run("--show-completion", "bash")
-    assert code == 0 and "_SUPPORT_MCP_COMPLETE" in out
-    assert "--install-completion" in run("--help")[1]
+    """Completion answers through click's protocol (what the installed script calls), from a real
+    process with no terminal: `--show-completion` alone guesses the shell from the parent process,
+    which a test must not depend on."""
+    script = Path(sys.executable).with_name("support-mcp")
+    env = {**os.environ, "_SUPPORT_MCP_COMPLETE": "complete_bash", "COMP_WORDS": "support-mcp ten", "COMP_CWORD": "1"}
+    done = subprocess.run([str(script)], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["tenants"], (done.stdout, done.stderr)
+    assert "--install-completion" in run("--help")[1] and "--show-completion" in run("--help")[1]
 
 
 @pytest.mark.parametrize(("args", "needle"), [
