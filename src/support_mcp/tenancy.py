@@ -2,6 +2,8 @@
 
 A tenant is a row in public.tenants, a schema `tenant_{slug}` and a NOLOGIN role owning it
 (granted to the app role, which can only switch into it through the scoping point). Provisioning runs as the admin.
+In RLS mode (isolation.py) a tenant is only its registry row: provisioning inserts it, deletion
+empties the shared tables of the tenant's rows in batches first.
 This module (with backup.py) is the only code that derives schema or role names, and it only
 quotes them as identifiers after `validate_slug`. Reading and writing tenant data goes
 through `Database.tenant_scope`.
@@ -16,7 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
-from . import migrations, privileges
+from . import isolation, migrations, privileges
 from .db import Database, queries, validate_slug
 from .errors import Conflict, InvalidInput, NotFound, NotPermitted
 from .logging import get_logger
@@ -88,6 +90,19 @@ async def create_tenant(
         raise InvalidInput("stripe account id must look like acct_...")
     if stripe_webhook_secret is not None and not stripe_webhook_secret.startswith("whsec_"):
         raise InvalidInput("webhook secret must look like whsec_...")
+    if db.isolation == "rls":
+        async with db.admin_scope() as conn:  # a registry insert: the shared tables are there already
+            if await queries.tenant_exists(conn, slug=slug):
+                raise Conflict(f"tenant '{slug}' already exists")
+            await queries.insert_tenant(
+                conn, id=None, slug=slug, name=name.strip(), schema_name=None, role_name=None,
+                stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
+                rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=None, branding=branding,
+                policies=policies,
+            )
+            row = await queries.get_tenant(conn, slug=slug)
+        log.info("tenant_created", tenant=slug)
+        return TenantInfo.from_row(row)
     tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
     schema, role = schema_name(slug), role_name(slug, db.dbtag)
     async with db.admin_scope() as conn:
@@ -151,8 +166,18 @@ async def set_status(db: Database, slug: str, status: str) -> None:
 async def delete_tenant(db: Database, slug: str) -> None:
     """Drop the schema (with all its data), the role and the registry row, and delete the
     tenant's rows in every global table (audit log by id and slug, feedback, key grants), in
-    one transaction. A tombstone lets the audit prune remove rows a server stores later."""
+    one transaction. A tombstone lets the audit prune remove rows a server stores later.
+    RLS mode: the tenant is suspended first (the scoping point refuses it), its rows are deleted in
+    batches, then the rest as above; an interrupted deletion resumes when run again."""
     validate_slug(slug)
+    if db.isolation == "rls":
+        async with db.admin_scope() as conn:
+            row = await queries.get_tenant(conn, slug=slug)
+            if row is None:
+                raise NotFound(f"unknown tenant '{slug}'")
+            await queries.set_tenant_status(conn, slug=slug, status="suspended")
+        rows = await isolation.delete_shared_rows(db, row["id"])
+        log.info("tenant_rows_deleted", tenant=slug, rows=rows)
     async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
         if row is None:
@@ -162,8 +187,9 @@ async def delete_tenant(db: Database, slug: str) -> None:
         await queries.delete_tenant_key_grants(conn, tenant_id=row["id"])
         await queries.insert_deleted_tenant(conn, tenant_id=row["id"], slug=slug)
         await queries.delete_tenant(conn, slug=slug)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
-        await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
+        if row["schema_name"] is not None:  # schema mode
+            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
+            await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
     log.info("tenant_deleted", tenant=slug, audit_rows=audit)
 
 
