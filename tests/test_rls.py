@@ -281,3 +281,38 @@ async def test_attacks_from_inside_a_scope(rls: Database) -> None:
         assert await s.conn.fetchval("SELECT count(*) FROM pg_temp.all_tickets") == 0
         assert await s.conn.fetchval("SELECT pg_temp.n()") == 0
     assert await _counts(rls, b) == (2, 2, 2)
+
+
+async def _export_state(db: Database, slug: str) -> dict:
+    async with db.tenant_scope(slug) as s:
+        return dict(await queries.export_state(s.conn))
+
+
+async def test_a_backup_moves_a_tenant_between_modes(db: Database, rls: Database, make_tenant, tmp_path) -> None:
+    """The session's database (schema mode in the default pass) to the RLS one and back."""
+    from support_mcp import backup
+
+    slug = await make_tenant("mv", stripe_account_id="acct_move1", stripe_webhook_secret="whsec_move1")
+    await _seed(db, slug, 3)
+    async with db.tenant_scope(slug) as s:
+        await queries.link_refs(s.conn, ticket_id=await s.conn.fetchval("SELECT id FROM tickets LIMIT 1"),
+                                refs=["ch_move1"])
+        await queries.quarantine_event(s.conn, event_id="evt_q1", type="x", reason="r", body=b"\x00\x01",
+                                       body_sha256=b"h" * 32)
+    before = await _export_state(db, slug)
+    await backup.backup_tenant(db, slug, tmp_path / "a.tar")
+    assert await backup.restore_tenant(rls, tmp_path / "a.tar") == slug
+    assert await _export_state(rls, slug) == before
+    async with rls.tenant_scope(slug) as s:  # numbering continues after the restored tickets
+        cid = await s.conn.fetchval("SELECT id FROM customers LIMIT 1")
+        t = await queries.insert_ticket(s.conn, customer_id=cid, subject="next", description="",
+                                        priority="normal", tags=[])
+        assert t["number"] == 1004
+        assert await s.conn.fetchval("SELECT body FROM stripe_quarantine") == b"\x00\x01"
+    await backup.backup_tenant(rls, slug, tmp_path / "b.tar")
+    await tenancy.delete_tenant(db, slug)
+    assert await backup.restore_tenant(db, tmp_path / "b.tar") == slug
+    after = await _export_state(db, slug)
+    assert len(after["tickets"]) == 4
+    assert after["customers"] == before["customers"] and after["tickets"][:3] == before["tickets"]
+    assert (await tenancy.get_tenant(db, slug)).has_webhook_secret

@@ -82,7 +82,35 @@ async def create_tenant(
     tenant_migrations: list[migrations.Migration] | None = None,
     rag_index_namespace: str | None = None,
 ) -> TenantInfo:
-    """Schema + role + latest template + registry row, all in one transaction."""
+    """Schema + role + latest template + registry row, all in one transaction (RLS mode: the
+    registry row only)."""
+    async with db.admin_scope() as conn:
+        row = await provision(db, conn, slug, name, stripe_account_id=stripe_account_id,
+                              stripe_webhook_secret=stripe_webhook_secret, branding=branding, policies=policies,
+                              tenant_migrations=tenant_migrations, rag_index_namespace=rag_index_namespace)
+    log.info("tenant_created", tenant=slug)
+    return TenantInfo.from_row(row)
+
+
+async def provision(
+    db: Database,
+    conn: asyncpg.Connection,
+    slug: str,
+    name: str,
+    *,
+    stripe_account_id: str | None = None,
+    stripe_webhook_secret: str | None = None,
+    branding: dict[str, Any] | None = None,
+    policies: str | None = None,
+    tenant_migrations: list[migrations.Migration] | None = None,
+    rag_index_namespace: str | None = None,
+    tenant_id: UUID | None = None,
+    status: str | None = None,
+    enter: bool = False,
+) -> asyncpg.Record:
+    """create_tenant inside the caller's admin transaction (restore adds the tenant's rows to it).
+    Schema mode leaves the transaction running as the tenant role; RLS mode scopes it to the
+    tenant with enter=True. Returns the registry row."""
     validate_slug(slug)
     if not name or not name.strip():
         raise InvalidInput("tenant name is empty")
@@ -90,39 +118,32 @@ async def create_tenant(
         raise InvalidInput("stripe account id must look like acct_...")
     if stripe_webhook_secret is not None and not stripe_webhook_secret.startswith("whsec_"):
         raise InvalidInput("webhook secret must look like whsec_...")
-    if db.isolation == "rls":
-        async with db.admin_scope() as conn:  # a registry insert: the shared tables are there already
-            if await queries.tenant_exists(conn, slug=slug):
-                raise Conflict(f"tenant '{slug}' already exists")
-            await queries.insert_tenant(
-                conn, id=None, slug=slug, name=name.strip(), schema_name=None, role_name=None,
-                stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
-                rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=None, branding=branding,
-                policies=policies,
-            )
-            row = await queries.get_tenant(conn, slug=slug)
-        log.info("tenant_created", tenant=slug)
-        return TenantInfo.from_row(row)
-    tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
-    schema, role = schema_name(slug), role_name(slug, db.dbtag)
-    async with db.admin_scope() as conn:
+    rls = db.isolation == "rls"
+    schema, role = (None, None) if rls else (schema_name(slug), role_name(slug, db.dbtag))
+    if rls:  # a registry insert: the shared tables are there already
+        if await queries.tenant_exists(conn, slug=slug):
+            raise Conflict(f"tenant '{slug}' already exists")
+    else:
         await ensure_slug_free(conn, slug, schema, role)
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
         await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
         await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(db.app_role)}")  # membership without its privileges: the app role is NOINHERIT
         await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
-        await queries.insert_tenant(
-            conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
-            stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
-            rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=None, branding=branding,
-            policies=policies,
-        )
-        row = await queries.get_tenant(conn, slug=slug)
+    await queries.insert_tenant(
+        conn, id=tenant_id, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
+        stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
+        rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=status, branding=branding,
+        policies=policies,
+    )
+    row = await queries.get_tenant(conn, slug=slug)
+    if rls and enter:
+        await db.enter_in_transaction(conn, slug)
+    if not rls:
         # From here on the transaction runs as the tenant role, inside its schema.
+        tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
         scope = await db.enter_in_transaction(conn, slug)
         await migrations.apply_pending(scope.conn, tmpl, migrations.TENANT_LEDGER)
-    log.info("tenant_created", tenant=slug)
-    return TenantInfo.from_row(row)
+    return row
 
 
 async def list_tenants(db: Database) -> list[TenantInfo]:
