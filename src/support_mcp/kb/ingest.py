@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 _COLUMNS = ("id", "document_id", "ordinal", "heading_path", "text", "token_count", "dense", "sparse_indices",
             "sparse_values")
+_INSERT_CHUNK = f"INSERT INTO chunks ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'${i}' for i in range(1, 10))})"
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ async def _write(kb: KnowledgeBase, slug: str, namespace: str, prep: _Prepared, 
             doc = await queries.upsert_document(s.conn, id=doc_id, source_uri=prep.source_uri, title=prep.title,
                                                 content_hash=prep.digest, embedding_model=model)
             old = [str(r["id"]) async for r in queries.delete_chunks_of(s.conn, document_id=doc["id"])]
-            await s.conn.copy_records_to_table("chunks", columns=_COLUMNS, records=[
+            # INSERT, not COPY: COPY FROM is refused on tables under row-level security (RLS mode)
+            await s.conn.executemany(_INSERT_CHUNK, [
                 (uuid.UUID(i), doc["id"], c.ordinal, c.heading_path, c.text, c.token_count,
                  [float(x) for x in d], sp.indices, sp.values)
                 for i, c, d, sp in zip(ids, prep.chunks, dense, sparse, strict=True)])
