@@ -120,21 +120,23 @@ async def provision(
         raise InvalidInput("webhook secret must look like whsec_...")
     rls = db.isolation == "rls"
     schema, role = (None, None) if rls else (schema_name(slug), role_name(slug, db.dbtag))
-    if rls:  # a registry insert: the shared tables are there already
-        if await queries.tenant_exists(conn, slug=slug):
-            raise Conflict(f"tenant '{slug}' already exists")
-    else:
+    if not rls:
         await ensure_slug_free(conn, slug, schema, role)
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
         await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
         await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(db.app_role)}")  # membership without its privileges: the app role is NOINHERIT
         await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
-    await queries.insert_tenant(
-        conn, id=tenant_id, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
-        stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
-        rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=status, branding=branding,
-        policies=policies,
-    )
+    try:  # RLS mode: this insert is the whole provisioning (the shared tables are there already)
+        await queries.insert_tenant(
+            conn, id=tenant_id, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
+            stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
+            rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=status, branding=branding,
+            policies=policies,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "tenants_slug_key":
+            raise Conflict(f"tenant '{slug}' already exists") from exc
+        raise
     row = await queries.get_tenant(conn, slug=slug)
     if rls and enter:
         await db.enter_in_transaction(conn, slug)
