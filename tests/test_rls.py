@@ -54,6 +54,15 @@ async def scratch_url(db: Database) -> AsyncIterator[str]:
         await admin.close()
 
 
+def _database(settings: Settings) -> Database:
+    """A Database whose start applies the global migrations (through the composition root's
+    factory where there is one)."""
+    from support_mcp import migrations
+
+    factory = getattr(migrations, "database", None)
+    return factory(settings) if factory is not None else Database(settings)
+
+
 def _settings(db: Database, url: str, mode: str) -> Settings:
     return db.settings.model_copy(update={"database_url": SecretStr(url), "database_admin_url": None,
                                           "isolation": mode})
@@ -61,7 +70,7 @@ def _settings(db: Database, url: str, mode: str) -> Settings:
 
 @pytest.fixture(scope="module")
 async def rls(db: Database, scratch_url: str) -> AsyncIterator[Database]:
-    database = await Database(_settings(db, scratch_url, "rls")).start()
+    database = await _database(_settings(db, scratch_url, "rls")).start()
     yield database
     await database.close()
 
@@ -86,14 +95,14 @@ async def _counts(db: Database, slug: str) -> tuple[int, int, int]:
 async def test_mode_is_recorded_and_the_other_mode_is_refused(db: Database, rls: Database, scratch_url: str) -> None:
     assert rls.isolation == "rls"
     with pytest.raises(NotPermitted) as err:
-        await Database(_settings(db, scratch_url, "schema")).start()
+        await _database(_settings(db, scratch_url, "schema")).start()
     msg = str(err.value)
     assert "\n" not in msg
     assert "set up with SUPPORT_MCP_ISOLATION=rls" in msg and "started with schema" in msg
     # and the session's own database keeps its mode against the other value
     other = "schema" if db.isolation == "rls" else "rls"
     with pytest.raises(NotPermitted, match=f"set up with SUPPORT_MCP_ISOLATION={db.isolation}"):
-        await Database(db.settings.model_copy(update={"isolation": other})).start()
+        await _database(db.settings.model_copy(update={"isolation": other})).start()
 
 
 async def test_every_shared_table_has_forced_rls_and_a_policy_for_every_command(rls: Database) -> None:
@@ -316,3 +325,14 @@ async def test_a_backup_moves_a_tenant_between_modes(db: Database, rls: Database
     assert len(after["tickets"]) == 4
     assert after["customers"] == before["customers"] and after["tickets"][:3] == before["tickets"]
     assert (await tenancy.get_tenant(db, slug)).has_webhook_secret
+
+
+def test_the_knowledge_base_index_is_one_shared_namespace_in_rls_mode(db: Database, tmp_path) -> None:
+    """RLS mode: the embedded engine keeps every tenant in one shard with a tenant key (the
+    contract tests of tests/kb/test_index.py run that layout as `edge-shared`)."""
+    from support_mcp.kb.factory import RLS_COLLECTION, build_index
+
+    for mode, shared in (("schema", None), ("rls", RLS_COLLECTION)):
+        index = build_index(db.settings.model_copy(update={"isolation": mode, "data_dir": tmp_path,
+                                                           "qdrant_url": None}))
+        assert index._shared == shared  # noqa: SLF001

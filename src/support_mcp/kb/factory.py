@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..settings import Settings
 from .index import VectorIndex
 
-RLS_COLLECTION = "support_mcp_tenants"  # the Qdrant server's one collection in RLS mode
+RLS_COLLECTION = "support_mcp_tenants"  # RLS mode: the one Qdrant collection / embedded shard
 
 
 def build_embedder(settings: Settings):  # noqa: ANN201 - Embedder (imported late: loads onnxruntime)
@@ -36,4 +36,6 @@ def build_index(settings: Settings) -> VectorIndex:
                            shared_collection=shared)
     from .index_edge import EdgeIndex
 
-    return EdgeIndex(settings.data_dir / "kb", idle_seconds=settings.kb_worker_idle_seconds)
+    # RLS mode: one shared shard, a tenant key and a mandatory tenant filter (index_edge._where)
+    return EdgeIndex(settings.data_dir / "kb", idle_seconds=settings.kb_worker_idle_seconds,
+                     shared_namespace=RLS_COLLECTION if settings.isolation == "rls" else None)
