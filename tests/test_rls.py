@@ -105,6 +105,25 @@ async def test_mode_is_recorded_and_the_other_mode_is_refused(db: Database, rls:
         await _database(db.settings.model_copy(update={"isolation": other})).start()
 
 
+async def test_a_database_from_before_modes_with_tenants_is_schema(db: Database, make_tenant) -> None:
+    """Upgrading: a database whose tenants predate the recorded mode is recorded as 'schema', so
+    starting it with SUPPORT_MCP_ISOLATION=rls is refused (and changes nothing)."""
+    if db.isolation != "schema":
+        pytest.skip("rewrites the session database's recorded mode: schema pass only")
+    await make_tenant("old")
+    async with db.admin_scope() as conn:
+        await conn.execute("DELETE FROM public.support_mcp_isolation")
+    with pytest.raises(NotPermitted, match="set up with SUPPORT_MCP_ISOLATION=schema"):
+        await _database(db.settings.model_copy(update={"isolation": "rls"})).start()
+    async with db.admin_scope() as conn:
+        assert await conn.fetchval("SELECT mode FROM public.support_mcp_isolation") is None  # rolled back
+        assert not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'shared')")
+    again = await _database(db.settings).start()  # the next start in schema mode records it
+    await again.close()
+    async with db.admin_scope() as conn:
+        assert await conn.fetchval("SELECT mode FROM public.support_mcp_isolation") == "schema"
+
+
 async def test_every_shared_table_has_forced_rls_and_a_policy_for_every_command(rls: Database) -> None:
     async with rls.admin_scope() as conn:
         tables = await conn.fetch("""

@@ -46,7 +46,7 @@ def grants(
         two_urls = s.database_admin_url is not None and s.database_url is not None
         role = privileges.url_user(s.database_url.get_secret_value()) if two_urls else s.db_app_role
     try:
-        sql = privileges.render(role)
+        sql = privileges.render(role, shared=s.isolation == "rls")  # RLS mode: the shared tables too
     except SupportError as exc:
         raise fail(str(exc)) from None
     typer.echo(_HEADER.format(role=role) + sql)
@@ -58,7 +58,7 @@ def grants(
         try:
             if role != db.app_role:
                 async with db.admin_scope() as conn:
-                    await privileges.apply(conn, role)
+                    await privileges.apply(conn, role, shared=db.isolation == "rls")
         finally:
             await db.close()
 
