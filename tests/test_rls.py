@@ -202,7 +202,7 @@ async def test_unknown_suspended_and_deleted_tenants(rls: Database) -> None:
     await tenancy.create_tenant(rls, slug, "D")
     await _seed(rls, slug, 4)
     await tenancy.set_status(rls, slug, "suspended")
-    with pytest.raises(TenantUnavailable):
+    with pytest.raises(TenantUnavailable, match=f"tenant '{slug}' is suspended"):
         async with rls.tenant_scope(slug):
             pass
     async with rls.tenant_scope(slug, allow_suspended=True) as s:

@@ -20,6 +20,7 @@ from uuid import UUID
 
 import asyncpg
 
+from . import dberrors
 from .dberrors import UNKNOWN_TENANT
 from .dbconn import transaction
 from .errors import NotFound, NotPermitted
@@ -103,9 +104,13 @@ class SharedScopes:
                         yield conn, tenant_id
                     return
                 except asyncpg.PostgresError as exc:
-                    if started or cached is None or exc.sqlstate != UNKNOWN_TENANT:
+                    if not started and cached is not None and exc.sqlstate == UNKNOWN_TENANT:
+                        self.forget(slug)  # deleted, or deleted and created again: look it up once more
+                        continue
+                    mapped = dberrors.translate(exc, tenant=slug)  # here, where the slug is known
+                    if mapped is None:
                         raise
-                    self.forget(slug)  # deleted, or deleted and created again: look it up once more
+                    raise mapped from exc
 
     async def enter_in_transaction(self, conn: asyncpg.Connection, slug: str, allow_suspended: bool) -> UUID:
         tenant_id = await self._lookup(conn, slug)
