@@ -355,3 +355,34 @@ def test_the_knowledge_base_index_is_one_shared_namespace_in_rls_mode(db: Databa
         index = build_index(db.settings.model_copy(update={"isolation": mode, "data_dir": tmp_path,
                                                            "qdrant_url": None}))
         assert index._shared == shared  # noqa: SLF001
+
+
+async def test_a_begin_that_did_not_carry_the_tenant_fails_closed(rls: Database, monkeypatch) -> None:
+    """The RLS scoping point folds its enter statement into asyncpg's plain `BEGIN;`. Should asyncpg
+    ever send another BEGIN text, the scope fails (it never runs without the tenant), and the
+    statement is not left on the pooled connection to ride on a later transaction."""
+    from asyncpg.transaction import Transaction
+
+    slug = f"k_{secrets.token_hex(3)}"
+    await tenancy.create_tenant(rls, slug, "K")
+    original = Transaction.start
+
+    async def other_begin(self) -> None:  # noqa: ANN001
+        self._isolation = "repeatable_read"  # asyncpg then sends 'BEGIN ISOLATION LEVEL REPEATABLE READ;'
+        await original(self)
+
+    monkeypatch.setattr(Transaction, "start", other_begin)
+    with pytest.raises(RuntimeError, match="without its enter statement"):
+        async with rls.tenant_scope(slug):
+            pass
+    monkeypatch.undo()
+    assert rls.pool is not None
+    held = [await rls.pool.acquire() for _ in range(rls.pool.get_size())]
+    try:
+        assert not any(c.begin_pending() for c in held)
+        assert not any(c.is_in_transaction() for c in held)
+    finally:
+        for c in held:
+            await rls.pool.release(c)
+    async with rls.tenant_scope(slug) as s:
+        assert await s.conn.fetchval("SELECT current_setting('support_mcp.tenant')") == str(s.tenant_id)

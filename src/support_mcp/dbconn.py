@@ -38,6 +38,10 @@ class ResettingConnection(asyncpg.Connection):
             query, self._begin_with = query + " " + self._begin_with, None
         return await super().execute(query, *args, timeout=timeout)
 
+    def begin_pending(self) -> bool:
+        """True if the statement given to begin_with was not sent (asyncpg sent no plain BEGIN)."""
+        return self._begin_with is not None
+
     async def discard_failed_begin(self) -> None:
         """After a folded BEGIN failed (its statement raised): roll back and forget asyncpg's failed
         top-level transaction, so the connection is clean for the pool or a retry."""
@@ -81,6 +85,8 @@ async def transaction(conn: asyncpg.Connection, *, enter: str | None = None) -> 
         conn.begin_with(enter)
         try:
             await tx.start()
+            if conn.begin_pending():  # fail closed: never a transaction without its enter statement
+                raise RuntimeError("the transaction started without its enter statement")
         except BaseException:
             await conn.discard_failed_begin()
             raise
