@@ -386,3 +386,27 @@ async def test_a_begin_that_did_not_carry_the_tenant_fails_closed(rls: Database,
             await rls.pool.release(c)
     async with rls.tenant_scope(slug) as s:
         assert await s.conn.fetchval("SELECT current_setting('support_mcp.tenant')") == str(s.tenant_id)
+
+
+def test_every_tenant_table_has_a_shared_twin_and_is_backed_up() -> None:
+    """A table added by a tenant migration (sql/tenant, schema mode) needs its twin with tenant_id in
+    sql/shared (RLS mode), a place in isolation.TENANT_TABLES (deletion order) and in
+    tenant_data.TABLES (backups)."""
+    import re
+
+    from support_mcp import migrations, tenant_data
+
+    created = re.compile(r"^\s*CREATE TABLE (?:shared\.)?(\w+)", re.MULTILINE | re.IGNORECASE)
+    dropped = re.compile(r"^\s*DROP TABLE (?:IF EXISTS )?(?:shared\.)?(\w+)", re.MULTILINE | re.IGNORECASE)
+
+    def tables(kind: str) -> set[str]:
+        out: set[str] = set()
+        for m in migrations.load(kind):
+            out |= set(created.findall(m.sql))
+            out -= set(dropped.findall(m.sql))
+        return out
+
+    tenant = tables("tenant")
+    assert tenant == tables("shared") - {"ticket_numbers"}
+    assert set(isolation.TENANT_TABLES) == tenant | {"ticket_numbers"}
+    assert set(tenant_data.TABLES) == tenant
