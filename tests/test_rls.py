@@ -410,3 +410,50 @@ def test_every_tenant_table_has_a_shared_twin_and_is_backed_up() -> None:
     assert tenant == tables("shared") - {"ticket_numbers"}
     assert set(isolation.TENANT_TABLES) == tenant | {"ticket_numbers"}
     assert set(tenant_data.TABLES) == tenant
+
+
+async def test_an_episode_exports_the_same_state_in_both_modes(db: Database, rls: Database, kb, tmp_path) -> None:
+    """The same deterministic episode, the same calls (desk, refunds, documents) and a reset give the
+    same state hashes in schema and RLS mode: the export (sql/queries/state.sql) and the episodes'
+    bulk writes (seed, documents, reset) do not depend on the mode."""
+    import json
+    from pathlib import Path
+
+    from support_mcp.episodes import service
+    from support_mcp.episodes.grading import episode_client, replay
+    from support_mcp.episodes.tasks import parse_trajectory
+    from support_mcp.kb.service import KnowledgeBase
+
+    fixture = Path(service.__file__).parent / "examples" / "acme_payments.json"
+    calls = parse_trajectory("\n".join(json.dumps(x) for x in (
+        {"tool": "create_refund", "arguments": {"charge": "ch_skates2", "reason": "duplicate", "ticket": "1001"}},
+        {"tool": "update_ticket", "arguments": {"ticket": "1002", "status": "solved", "add_tags": ["resolved"]}},
+        {"tool": "create_ticket", "arguments": {"subject": "New", "description": "d",
+                                                "customer_email": "new@example.com", "customer_name": "New"}},
+        {"tool": "ingest_document", "arguments": {"title": "Agent notes", "text": "Rockets need fuel."}},
+    )), "s")
+    # the RLS database's own knowledge base (one shared shard in its own data dir), the session's embedder
+    kb_rls = KnowledgeBase(rls.settings.model_copy(update={"data_dir": tmp_path}), rls,
+                           embedder=await kb.embedder())
+    hashes: list[list[str]] = []  # the session's database (schema mode in the default pass), then RLS
+    try:
+        for mode_db, mode_kb in ((db, kb), (rls, kb_rls)):
+            ep = await service.create(mode_db, mode_kb, fixture, deterministic=True)
+            try:
+                seen = [(await service.state(mode_db, ep["episode"]))["state_hash"]]
+                async with episode_client(mode_db, mode_kb, ep["api_key"], stripe_sandbox=True) as client:
+                    results = await replay(client, ep["tenant"], calls)
+                assert all(r.ok for r in results), results
+                seen.append((await service.state(mode_db, ep["episode"]))["state_hash"])
+                await service.reset(mode_db, mode_kb, ep["episode"])
+                seen.append((await service.state(mode_db, ep["episode"]))["state_hash"])
+            finally:
+                await service.destroy(mode_db, ep["episode"], mode_kb)
+            hashes.append(seen)
+    finally:
+        index = kb_rls._index  # noqa: SLF001
+        if index is not None and hasattr(index, "stop_worker"):
+            await index.stop_worker()
+        await kb_rls.close()
+    a, b = hashes
+    assert a == b and a[0] == a[2] != a[1]
