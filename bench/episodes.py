@@ -21,7 +21,7 @@ _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py mus
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 from common import (bench_main, bench_parser, closed_loop, log, machine, md_table,  # noqa: E402, I001
                     scratch_settings, summarize, targets_table)
-from support_mcp import tenancy  # noqa: E402
+from support_mcp import migrations, tenancy  # noqa: E402
 from support_mcp.db import Database  # noqa: E402
 from support_mcp.episodes import pool, service  # noqa: E402
 from support_mcp.episodes.fixtures import Fixture, parse_fixture  # noqa: E402
@@ -141,7 +141,7 @@ async def run(args: Any) -> dict[str, Any]:
     tickets = 5 if args.quick else 50
     load_before = machine()["loadavg"]
     async with scratch_settings(args.database_url, prefix="sm_bench_ep") as s:
-        db = await Database(s).start()
+        db = await migrations.database(s).start()  # applies the global migrations (Database alone does not)
         kb = KnowledgeBase(s, db)
         try:
             empty, big = parse_fixture({}), big_fixture(tickets, docs)
