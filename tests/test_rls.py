@@ -388,6 +388,33 @@ async def test_a_begin_that_did_not_carry_the_tenant_fails_closed(rls: Database,
         assert await s.conn.fetchval("SELECT current_setting('support_mcp.tenant')") == str(s.tenant_id)
 
 
+async def test_a_connection_lost_during_the_folded_begin_answers_unavailable(rls: Database, monkeypatch) -> None:
+    """The server goes away while the scoping point's BEGIN (with its enter statement) is under
+    way: asyncpg has already returned the dead connection to its pool (the proxy is detached), so the
+    scope answers 'unavailable' (found under load in tests/test_outage.py; it was an AttributeError
+    from cleaning up the detached proxy, reported as an internal error)."""
+    from support_mcp.dbconn import ResettingConnection
+    from support_mcp.errors import UpstreamUnavailable
+
+    slug = f"l_{secrets.token_hex(3)}"
+    await tenancy.create_tenant(rls, slug, "L")
+    original = ResettingConnection.execute
+
+    async def lost(self, query: str, *args: object, timeout: float | None = None) -> str:  # noqa: ANN001
+        if query == "BEGIN;" and self._begin_with is not None:
+            self.terminate()  # as the server's shutdown would: the pool takes the connection back
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        return await original(self, query, *args, timeout=timeout)
+
+    monkeypatch.setattr(ResettingConnection, "execute", lost)
+    with pytest.raises(UpstreamUnavailable):
+        async with rls.tenant_scope(slug):
+            pass
+    monkeypatch.undo()
+    async with rls.tenant_scope(slug) as s:  # the pool recovers
+        assert await s.conn.fetchval("SELECT current_setting('support_mcp.tenant')") == str(s.tenant_id)
+
+
 def test_every_tenant_table_has_a_shared_twin_and_is_backed_up() -> None:
     """A table added by a tenant migration (sql/tenant, schema mode) needs its twin with tenant_id in
     sql/shared (RLS mode), a place in isolation.TENANT_TABLES (deletion order) and in

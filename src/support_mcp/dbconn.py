@@ -88,7 +88,11 @@ async def transaction(conn: asyncpg.Connection, *, enter: str | None = None) -> 
             if conn.begin_pending():  # fail closed: never a transaction without its enter statement
                 raise RuntimeError("the transaction started without its enter statement")
         except BaseException:
-            await conn.discard_failed_begin()
+            # a connection lost during BEGIN is already back in its pool, its proxy detached (any
+            # attribute raises AttributeError): nothing to discard, the original error is the answer
+            discard = getattr(conn, "discard_failed_begin", None)
+            if discard is not None:
+                await discard()
             raise
     try:
         yield
