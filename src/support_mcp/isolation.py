@@ -131,7 +131,8 @@ async def empty_tenant_rows(conn: asyncpg.Connection, *, keep: tuple[str, ...] =
     IDENTITY does."""
     for table in TENANT_TABLES:
         if table not in keep:
-            await conn.execute(f"DELETE FROM {SHARED_SCHEMA}.{table} WHERE tenant_id = {SHARED_SCHEMA}.current_tenant()")
+            await conn.execute(f"DELETE FROM {SHARED_SCHEMA}.{table} "
+                               f"WHERE tenant_id = {SHARED_SCHEMA}.current_tenant()")
 
 
 _AS_TENANT_SQL = "SELECT pg_catalog.set_config('support_mcp.tenant', $1::text, true)"
