@@ -141,7 +141,7 @@ async def run(args: Any) -> dict[str, Any]:
     tickets = 5 if args.quick else 50
     load_before = machine()["loadavg"]
     async with scratch_settings(args.database_url, prefix="sm_bench_ep") as s:
-        db = await migrations.database(s).start()
+        db = await migrations.database(s).start()  # applies the global migrations (Database alone does not)
         kb = KnowledgeBase(s, db)
         try:
             empty, big = parse_fixture({}), big_fixture(tickets, docs)

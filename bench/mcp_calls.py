@@ -74,7 +74,7 @@ def server_env(st: Any) -> dict[str, str]:
     """Point a server subprocess at the bench database (same data dir / URL)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SUPPORT_MCP_DATABASE_URL")}
     env.update(SUPPORT_MCP_DATA_DIR=str(st.data_dir), SUPPORT_MCP_LOG_LEVEL="WARNING",
-               SUPPORT_MCP_DB_POOL_MAX_SIZE=str(CONC))
+               SUPPORT_MCP_DB_POOL_MAX_SIZE=str(CONC), SUPPORT_MCP_ISOLATION=st.isolation)
     if st.database_url is not None:
         env["SUPPORT_MCP_DATABASE_URL"] = st.database_url.get_secret_value()
     return env
@@ -281,10 +281,11 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     n, rounds, warm = (60, 2, 10) if a.quick else (a.calls, a.rounds, 200)
     n_ten, secs, t_rounds, t_warm = (20, 2.0, 1, 0.5) if a.quick else (a.tenants, a.seconds, 4, 3.0)
     cfg = {"quick": a.quick, "calls_per_cell": n, "rounds": rounds, "tenants": n_ten, "seconds_per_mode": secs,
-           "throughput_rounds": t_rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded"}
+           "throughput_rounds": t_rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded",
+           "isolation": a.isolation}
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     async with scratch_settings(a.database_url, prefix="sm_mcpcalls", db_pool_min_size=1,
-                                db_pool_max_size=CONC) as st:
+                                db_pool_max_size=CONC, isolation=a.isolation) as st:
         db, raw, http = await migrations.database(st).start(), None, None
         try:
             async with db.connection() as c:
@@ -375,9 +376,11 @@ def main() -> None:
     ap.add_argument("--tenants", type=int, default=1000, help="tenants for the throughput phase")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per throughput mode")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--isolation", choices=("schema", "rls"), default="schema",
+                    help="SUPPORT_MCP_ISOLATION of the scratch database (and the server subprocess)")
     a = ap.parse_args()
     random.seed(a.seed)
-    bench_main("mcp_calls", a, run, render)
+    bench_main("mcp_calls" if a.isolation == "schema" else f"mcp_calls_{a.isolation}", a, run, render)
 
 
 if __name__ == "__main__":

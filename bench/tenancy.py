@@ -1,7 +1,9 @@
 """Tenancy bench (not a test): provisioning, scoped vs raw ops at 10 and N tenants, server
 memory per connection, tenant migrations under live load. Markdown on stdout, JSON to --out.
 Order: provision P (sequential, measured) -> ops @10 -> migrate +1 (ADD COLUMN) over P under
-load -> grow to N (parallel, with +1) -> ops @N -> memory -> migrate +2 over N under load."""
+load -> grow to N (parallel, with +1) -> ops @N -> memory -> migrate +2 over N under load.
+--isolation rls: the same on an RLS-mode database (shared tables; no per-tenant migrations, so
+step 4 is skipped). The raw baseline is the same SQL on one plain schema in both modes."""
 
 from __future__ import annotations
 
@@ -117,7 +119,11 @@ async def compare(db: Database, raw: asyncpg.Pool, slugs: list[str], ops: int, r
             "round_ratio_p50_min_med_max": min_med_max(rr)}
 
 
-async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
+ENTER = {"schema": "SELECT public.support_mcp_enter_tenant($1, false)",
+         "rls": "SELECT public.support_mcp_enter_shared($1, (SELECT id FROM public.tenants WHERE slug = $1), false)"}
+
+
+async def raw_conn_memory(dsn: str, slugs: list[str], isolation: str) -> dict[str, Any]:
     """One unrecycled connection: the op in every tenant (cold), then the last 500 again (warm)."""
     c = await asyncpg.connect(dsn)
     marks = {len(slugs) * k // 10 for k in (1, 2, 5, 10)}
@@ -126,7 +132,7 @@ async def raw_conn_memory(dsn: str, slugs: list[str]) -> dict[str, Any]:
         for k, s in enumerate(slugs + slugs[-500:], 1):
             t0 = now()
             async with c.transaction():
-                await c.fetchval("SELECT public.support_mcp_enter_tenant($1, false)", s)
+                await c.fetchval(ENTER[isolation], s)
                 tid = await c.fetchval(INS_TICKET, CUSTOMER, "touch")
                 await c.fetchrow(GET_TICKET, tid)
             (cold if k <= len(slugs) else warm).append(now() - t0)
@@ -176,9 +182,12 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     ops, rounds, warm, pause = (300, 3, 60, 2) if a.quick else (a.ops, a.rounds, 300, 5)
     cfg = {"quick": a.quick, "provision": n_prov, "tenants": n_all, "ops_per_mode": ops,
            "rounds": rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded",
+           "isolation": a.isolation,
            "template": [f"{m.version:04d}_{m.name}" for m in TEMPLATE]}
     res: dict[str, Any] = {"machine": machine(), "config": cfg}
-    async with scratch_settings(a.database_url, db_pool_min_size=CONC, db_pool_max_size=CONC) as st:
+    rls = a.isolation == "rls"
+    async with scratch_settings(a.database_url, db_pool_min_size=CONC, db_pool_max_size=CONC,
+                                isolation=a.isolation) as st:
         db, raw = await migrations.database(st).start(), None
         try:
             await plain_schema(db, "bench_single", seed=True)  # the raw baseline's table set
@@ -194,8 +203,9 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             log("2a. scoped vs raw @10 tenants")
             res["ops_10"] = await compare(db, raw, slugs[:10], ops, rounds, warm)
             tmpl2 = TEMPLATE + [add_column(1)]
-            log(f"4a. migrate +1 over {n_prov} tenants under live load")
-            res["migrate_small"] = await migrate_under_load(db, tmpl2, slugs, pause)
+            if not rls:  # RLS mode: the shared tables migrate once, with the global migrations
+                log(f"4a. migrate +1 over {n_prov} tenants under live load")
+                res["migrate_small"] = await migrate_under_load(db, tmpl2, slugs, pause)
             log(f"growing to {n_all} tenants (4 in parallel, not measured)")
             res["provision_fast_s"] = await provision_fast(db, n_prov, n_all, tmpl2)
             slugs = [slug(i) for i in range(n_all)]
@@ -207,11 +217,12 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             try:
                 res["memory"] = {"scoped_pool_mb": await pool_backend_memory_mb(db.pool),
                                  "raw_pool_mb": await pool_backend_memory_mb(raw),
-                                 "one_conn_all_tenants": await raw_conn_memory(db.dsn, slugs)}
+                                 "one_conn_all_tenants": await raw_conn_memory(db.dsn, slugs, a.isolation)}
             except asyncpg.InsufficientPrivilegeError as exc:
                 res["memory"] = {"error": f"pg_backend_memory_contexts not readable: {exc}"}
-            log(f"4b. migrate +2 over {n_all} tenants under live load")
-            res["migrate_all"] = await migrate_under_load(db, tmpl2 + [add_column(2)], slugs, pause)
+            if not rls:
+                log(f"4b. migrate +2 over {n_all} tenants under live load")
+                res["migrate_all"] = await migrate_under_load(db, tmpl2 + [add_column(2)], slugs, pause)
         finally:
             if raw is not None:
                 await raw.close()
@@ -222,8 +233,9 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
 
 def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     c, p, o10, on, mem = r["config"], r["provision"], r["ops_10"], r["ops_all"], r.get("memory", {})
-    n, ms, ma = c["tenants"], r["migrate_small"], r["migrate_all"]
-    out = [f"# Tenancy bench: {c['server']} PostgreSQL {c['server_version']}, "
+    n, ms, ma = c["tenants"], r.get("migrate_small"), r.get("migrate_all")
+    iso = c.get("isolation", "schema")
+    out = [f"# Tenancy bench ({iso} isolation): {c['server']} PostgreSQL {c['server_version']}, "
            f"{r['machine']['cpus']} CPUs, {'quick' if c['quick'] else 'full'} run; tenant "
            f"template {', '.join(c['template'])}",
            f"\n## 1. Provisioning ({c['provision']} tenants, sequential)",
@@ -254,23 +266,28 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                 f"{k} tenants {v:.1f} MB" for k, v in one["mb_by_tenants_touched"].items()),
             f"\nits op latency at concurrency 1, p50/p99/max ms: first touch {lat3(cold)}, "
             f"warm {lat3(warm)} (p50 ratio {ratio(cold['p50'], warm['p50']):.2f})"]
-    out += ["\n## 4. Tenant migration (ADD COLUMN) under live load: 4 workers, scoped count + read",
-            md_table(["tenants", "total s", "ms/tenant", "migrated", "failed",
+    out += ["\n## 4. Tenant migration (ADD COLUMN) under live load: 4 workers, scoped count + read"]
+    if ms is None or ma is None:
+        out.append("(RLS mode: no per-tenant migrations; the shared tables migrate once)")
+    else:
+        out.append(md_table(["tenants", "total s", "ms/tenant", "migrated", "failed",
                       "live before p50/p99/max ms", "live during p50/p99/max ms",
                       "p99 during/before", "errors", "loop lag max ms"],
                      [[m["tenants"], m["total_s"], m["total_s"] * 1e3 / m["tenants"], m["migrated"],
                        m["failed"], lat3(m["live_before"]), lat3(m["live_during"]),
                        m["ratio_p99_during_before"], m["live_errors"] or "-",
-                       m["loop_lag_max_ms_during"]] for m in (ms, ma)])]
+                       m["loop_lag_max_ms_during"]] for m in (ms, ma)]))
+    migrate_targets = [] if ms is None or ma is None else [
+        (f"migrate {ma['tenants']} tenants, s", ma["total_s"], 120),
+        (f"live max ms during migrate {ms['tenants']}", ms["live_during"]["max"], 100),
+        (f"live max ms during migrate {ma['tenants']}", ma["live_during"]["max"], 100)]
     table, rows = targets_table([
-        ("provisioning p50 ms", p["create_tenant"]["p50"], 25),
+        ("provisioning p50 ms", p["create_tenant"]["p50"], 2 if iso == "rls" else 25),
         ("scoped/raw_tx p50 @10", o10["ratio_p50_scoped_raw_tx"], 1.15),
         (f"scoped/raw_tx p50 @{n}", on["ratio_p50_scoped_raw_tx"], 1.15),
         (f"scoped p50@{n} / p50@10", r["ratio_p50_scoped_all_vs_10"], 1.2),
         ("max server MB per pooled connection", max(mem.get("scoped_pool_mb") or [-1.0]), 100),
-        (f"migrate {ma['tenants']} tenants, s", ma["total_s"], 120),
-        (f"live max ms during migrate {ms['tenants']}", ms["live_during"]["max"], 100),
-        (f"live max ms during migrate {ma['tenants']}", ma["live_during"]["max"], 100)])
+        *migrate_targets])
     return "\n".join([*out, "\n## Targets", table]), rows
 
 
@@ -284,14 +301,17 @@ def main() -> None:
     ap.add_argument("--database-url", help="PostgreSQL server for a scratch database")
     ap.add_argument("--out", type=Path, help="JSON path (default bench/results/tenancy.json)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--isolation", choices=("schema", "rls"), default="schema",
+                    help="SUPPORT_MCP_ISOLATION of the scratch database")
     a = ap.parse_args()
     random.seed(a.seed)
     configure_logging("WARNING", "console")
     res = asyncio.run(run(a))
     text, res["targets"] = render(res)
     print(text)
+    suffix = "" if a.isolation == "schema" else f"_{a.isolation}"
     out = a.out or Path(__file__).resolve().parent / "results" / (
-        "tenancy_quick.json" if a.quick else "tenancy.json")
+        f"tenancy{suffix}_quick.json" if a.quick else f"tenancy{suffix}.json")
     log(f"wrote {write_json(out, res)}")
 
 

@@ -34,6 +34,24 @@ if not os.environ.get("XDG_RUNTIME_DIR"):
     os.environ["XDG_RUNTIME_DIR"] = _RUNTIME_DIR
     atexit.register(shutil.rmtree, _RUNTIME_DIR, ignore_errors=True)
 
+#: `SUPPORT_MCP_ISOLATION=rls pytest` runs the suite in RLS mode (shared tables, forced row-level
+#: security); tests of schema-per-tenant mechanics carry @pytest.mark.schema_only and are skipped
+#: there (tests/test_rls.py covers RLS mode's own mechanics in both passes).
+ISOLATION = os.environ.get("SUPPORT_MCP_ISOLATION", "schema")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "schema_only: tests schema-per-tenant mechanics (skipped in RLS mode)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ISOLATION != "rls":
+        return
+    skip = pytest.mark.skip(reason="schema mode only (SUPPORT_MCP_ISOLATION=rls)")
+    for item in items:
+        if item.get_closest_marker("schema_only"):
+            item.add_marker(skip)
+
 
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)

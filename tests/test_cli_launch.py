@@ -34,7 +34,8 @@ def _flags(settings: Settings) -> list[str]:
 def _bare_env(**extra: str) -> dict[str, str]:
     """The environment a launcher gives: nothing of ours (no SUPPORT_MCP_*, no DATABASE_URL)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORT_MCP_") and k != "DATABASE_URL"}
-    return {**env, "SUPPORT_MCP_LOG_LEVEL": "WARNING", **extra}
+    return {**env, "SUPPORT_MCP_LOG_LEVEL": "WARNING",  # and the suite's isolation mode (tests/conftest.py)
+            "SUPPORT_MCP_ISOLATION": os.environ.get("SUPPORT_MCP_ISOLATION", "schema"), **extra}
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -117,6 +118,7 @@ def test_doctor_on_the_test_database(settings: Settings, monkeypatch: pytest.Mon
     for k in [k for k in os.environ if k.startswith("SUPPORT_MCP_") or k == "DATABASE_URL"]:
         monkeypatch.delenv(k)
     monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("SUPPORT_MCP_ISOLATION", settings.isolation)
     result = CliRunner().invoke(app, ["doctor", "--json", *_flags(settings)])
     report = json.loads(result.stdout)
     checks = {c["name"]: c for c in report["checks"]}

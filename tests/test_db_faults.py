@@ -13,14 +13,25 @@ from support_mcp.db import Database
 from support_mcp.errors import InvalidInput
 
 
-async def _arm_release_trap(conn) -> None:  # noqa: ANN001 - the scope's connection
+_TRAP = ("CREATE OR REPLACE FUNCTION pg_advisory_unlock_all() RETURNS void LANGUAGE plpgsql "
+         "AS $$BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); END$$")
+
+
+async def _arm_release_trap(conn, db: Database) -> None:  # noqa: ANN001 - the scope's connection
     """Make the reset asyncpg runs when this connection goes back to the pool (its first statement
     is `SELECT pg_advisory_unlock_all()`) terminate the backend, on the server, right after COMMIT:
-    a function of that name in the tenant's schema, first on the session's search_path."""
-    schema = await conn.fetchval("SELECT current_schema()")
-    await conn.execute("CREATE OR REPLACE FUNCTION pg_advisory_unlock_all() RETURNS void LANGUAGE plpgsql "
-                       "AS $$BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); END$$")
-    await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO PUBLIC')
+    a function of that name in the tenant's schema (RLS mode, where the app role may create
+    nothing: in a schema the admin makes for it), first on the session's search_path."""
+    if db.isolation == "rls":
+        schema = "fault_trap"
+        async with db.admin_scope() as admin:
+            await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path = {schema}")
+            await admin.execute(_TRAP)
+            await admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO PUBLIC")
+    else:
+        schema = await conn.fetchval("SELECT current_schema()")
+        await conn.execute(_TRAP)
+        await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO PUBLIC')
     await conn.execute("SELECT set_config('search_path', $1, false)", f'"{schema}", pg_catalog')
 
 
@@ -42,7 +53,7 @@ async def test_a_committed_write_succeeds_although_the_release_fails(db: Databas
     async with db.tenant_scope(slug) as s:
         await s.conn.execute("INSERT INTO customers (name, email) VALUES ('Kept', 'kept@example.com')")
         pid = s.conn.get_server_pid()
-        await _arm_release_trap(s.conn)
+        await _arm_release_trap(s.conn, db)
     await _wait_gone(db, pid)  # the trap fired: the release really failed
     async with db.tenant_scope(slug) as s:
         assert await s.conn.fetchval("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1

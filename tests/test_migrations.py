@@ -27,6 +27,7 @@ def test_migration_files_are_numbered_and_loadable() -> None:
         assert found and [m.version for m in found] == sorted({m.version for m in found})
 
 
+@pytest.mark.schema_only
 async def test_migrate_all_is_idempotent(db: Database, make_tenant) -> None:
     await make_tenant("idem")
     extra = migrations.load("tenant") + [
@@ -38,6 +39,7 @@ async def test_migrate_all_is_idempotent(db: Database, make_tenant) -> None:
     assert not second.failed and second.migrated == 0 and second.up_to_date == second.tenants
 
 
+@pytest.mark.schema_only
 async def test_failure_stays_in_one_schema_and_rerun_resumes(db: Database, make_tenant) -> None:
     good, bad, other = await make_tenant("good"), await make_tenant("bad"), await make_tenant("oth")
     base = migrations.load("tenant")
@@ -60,6 +62,7 @@ async def test_failure_stays_in_one_schema_and_rerun_resumes(db: Database, make_
     assert await _has_column(db, bad, "channel") and 902 in await _versions(db, bad)
 
 
+@pytest.mark.schema_only
 async def test_migrate_reaches_suspended_tenants(db: Database, make_tenant) -> None:
     from support_mcp import tenancy
 
@@ -71,6 +74,7 @@ async def test_migrate_reaches_suspended_tenants(db: Database, make_tenant) -> N
     assert 903 in await _versions(db, slug)
 
 
+@pytest.mark.schema_only
 async def test_migration_waits_briefly_for_locks_then_retries(db: Database, make_tenant) -> None:
     import asyncio
 

@@ -168,7 +168,8 @@ async def test_outage_under_load_answers_cleanly_and_loses_no_acknowledged_write
     env |= {"SUPPORT_MCP_DATABASE_URL": cluster.url, "SUPPORT_MCP_DATA_DIR": str(tmp_path / "data"),
             "SUPPORT_MCP_LOG_LEVEL": "INFO", "SUPPORT_MCP_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1",
             "SUPPORT_MCP_CACHE_SECONDS": "3600",  # the cached key reaches the tools during the outage
-            "SUPPORT_MCP_RATE_LIMIT_PER_MINUTE": "0", "SUPPORT_MCP_DB_CONNECT_TIMEOUT": "5"}
+            "SUPPORT_MCP_RATE_LIMIT_PER_MINUTE": "0", "SUPPORT_MCP_DB_CONNECT_TIMEOUT": "5",
+            "SUPPORT_MCP_ISOLATION": os.environ.get("SUPPORT_MCP_ISOLATION", "schema")}
     log = tmp_path / "server.log"
     async with asyncio.timeout(600), http_server(env, log, "--transport", "http", "--stateless",
                                                   "--json-response") as (port, _):

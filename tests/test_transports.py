@@ -37,7 +37,7 @@ def server_env(settings: Settings) -> dict[str, str]:
     """The environment of a server subprocess: the session's database, INFO logs as JSON."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("SUPPORT_MCP_")}
     env |= {"SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "INFO",
-            "SUPPORT_MCP_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+            "SUPPORT_MCP_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "SUPPORT_MCP_ISOLATION": settings.isolation}
     if settings.database_url is not None:
         env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
     return env

@@ -18,6 +18,7 @@ GRANT EXECUTE ON FUNCTION
     public.support_mcp_tenant_stripe(text)            -- one tenant's webhook secret, by slug
     TO {app};
 
+GRANT SELECT ON public.support_mcp_isolation TO {app};   -- the isolation mode (sql/global/0016)
 GRANT INSERT ON "global".audit_log TO {app};         -- the audit writer (COPY); it cannot read the log
 GRANT INSERT, SELECT (id, rating, created_at) ON "global".feedback TO {app};
 -- the shared rate limit (sql/global/0008): one upsert per claimed batch, a sweep of ended windows

@@ -46,8 +46,9 @@ SELECT e.id FROM "global".episodes e WHERE e.expires_at <= now() ORDER BY e.expi
 UPDATE public.tenants SET name = :name, policies = :policies, updated_at = now() WHERE slug = :slug RETURNING id;
 
 -- name: tenant-tables()
--- reset, inside THE scoping point's transaction: the tables of the scoped schema (service.reset empties
--- them as the tenant role, which owns them), never the migration ledger.
+-- reset (schema mode), inside THE scoping point's transaction: the tables of the scoped schema
+-- (service.reset empties them as the tenant role, which owns them), never the migration ledger. RLS
+-- mode never lists or truncates tables: isolation.empty_tenant_rows deletes the tenant's rows.
 SELECT tablename::text AS name FROM pg_catalog.pg_tables
 WHERE schemaname = pg_catalog.current_schema() AND tablename <> 'schema_migrations'
 ORDER BY tablename;

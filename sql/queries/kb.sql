@@ -12,7 +12,7 @@ FROM documents d WHERE d.id = :id;
 -- name: upsert-document(id, source_uri, title, content_hash, embedding_model)^
 INSERT INTO documents (id, source_uri, title, content_hash, embedding_model)
 VALUES (:id, :source_uri, :title, :content_hash, :embedding_model)
-ON CONFLICT (source_uri) DO UPDATE
+ON CONFLICT ON CONSTRAINT documents_source_uri_key DO UPDATE  -- named: the same in both isolation modes
 SET title = EXCLUDED.title, content_hash = EXCLUDED.content_hash,
     embedding_model = EXCLUDED.embedding_model, updated_at = now()
 RETURNING id, (xmax = 0) AS created;

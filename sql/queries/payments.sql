@@ -12,7 +12,7 @@ SELECT count(*) FROM public.tenants WHERE stripe_account_id IS NOT NULL;
 -- A replay does not store anything new: it counts the delivery and answers the stored state.
 INSERT INTO stripe_events AS e (id, type, account, created, payload)
 VALUES (:id, :type, :account, to_timestamp(:created), :payload)
-ON CONFLICT (id) DO UPDATE SET deliveries = e.deliveries + 1
+ON CONFLICT ON CONSTRAINT stripe_events_pkey DO UPDATE SET deliveries = e.deliveries + 1
 RETURNING (xmax = 0) AS inserted, processed_at, outcome, attempts;
 
 -- name: claim-event(id)^
@@ -98,7 +98,7 @@ SELECT (SELECT to_jsonb(c) FROM (SELECT id, name, email, phone, stripe_customer_
 -- sql/tenant/0004: an event that can never be stored as such; the same body again counts a delivery.
 INSERT INTO stripe_quarantine AS q (event_id, type, reason, body, body_sha256)
 VALUES (:event_id, :type, :reason, :body, :body_sha256)
-ON CONFLICT (body_sha256) DO UPDATE SET deliveries = q.deliveries + 1, last_received_at = now()
+ON CONFLICT ON CONSTRAINT stripe_quarantine_body_sha256_key DO UPDATE SET deliveries = q.deliveries + 1, last_received_at = now()
 RETURNING (xmax = 0) AS inserted;
 
 -- name: list-quarantine(limit)

@@ -1,9 +1,14 @@
-"""Schema-granular backup and restore of one tenant with the server's own pg_dump/pg_restore.
+"""Backup and restore of one tenant.
 
-Archive: a tar with manifest.json, tenant.json (the registry row) and schema.dump (pg_dump
-custom format of the tenant schema, no owners or privileges). Restore replays the dump with
-psql in one transaction; under a new slug the schema is renamed inside that same transaction
-(a live schema of the old name is moved aside and back), so no data text is ever rewritten.
+Format 2 (written now, both isolation modes): a tar with manifest.json, tenant.json (the registry
+row) and data/<table>.jsonl (tenant_data.py: rows as JSON lines, without tenant_id), so a tenant
+moves between a schema-mode and an RLS-mode database. Restore provisions the tenant and inserts
+its rows in one transaction; under a new slug nothing in the rows changes.
+
+Format 1 (read, schema mode only): schema.dump, pg_dump custom format of the tenant schema, no
+owners or privileges. Restore replays the dump with psql in one transaction; under a new slug the
+schema is renamed inside that same transaction (a live schema of the old name is moved aside and
+back), so no data text is ever rewritten.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import migrations
+from . import migrations, tenancy, tenant_data
 from .db import Database, queries, validate_slug
-from .errors import InvalidInput, NotFound, UpstreamUnavailable
+from .errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from .logging import get_logger
 from .pgtools import find_bin_dir
 from .tenancy import ensure_slug_free, role_name, schema_name
 
 log = get_logger(__name__)
-FORMAT = "support-mcp-tenant-backup/1"
+FORMAT_DUMP = "support-mcp-tenant-backup/1"
+FORMAT = "support-mcp-tenant-backup/2"
 _REGISTRY_FIELDS = ("id", "slug", "name", "stripe_account_id", "stripe_webhook_secret",
                     "rag_index_namespace", "status", "branding", "policies", "created_at")
 
@@ -50,13 +56,12 @@ async def backup_tenant(db: Database, slug: str, output: Path) -> int:
         row = await queries.get_tenant(conn, slug=slug)
     if row is None:
         raise NotFound(f"unknown tenant '{slug}'")
-    bindir = await _bin_dir(db)
     registry = {k: row[k] for k in _REGISTRY_FIELDS}
-    manifest = {"format": FORMAT, "slug": slug, "schema": row["schema_name"]}
     with tempfile.TemporaryDirectory() as tmp:
-        dump = Path(tmp) / "schema.dump"
-        _run([str(bindir / "pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-              f"--schema={row['schema_name']}", f"--file={dump}", f"--dbname={db.admin_dsn}"], "pg_dump")
+        folder = Path(tmp)
+        counts = await tenant_data.export(
+            db, slug, lambda table: open(folder / f"{table}.jsonl", "w", encoding="utf-8"))  # noqa: SIM115
+        manifest = {"format": FORMAT, "slug": slug, "isolation": db.isolation, "rows": counts}
         output.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
         with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w") as tar:
@@ -65,25 +70,58 @@ async def backup_tenant(db: Database, slug: str, output: Path) -> int:
                 info = tarfile.TarInfo(name)
                 info.size = len(blob)
                 tar.addfile(info, io.BytesIO(blob))
-            tar.add(dump, arcname="schema.dump")
+            for table in counts:
+                tar.add(folder / f"{table}.jsonl", arcname=f"data/{table}.jsonl")
     log.info("tenant_backed_up", tenant=slug, bytes=output.stat().st_size)
     return output.stat().st_size
 
 
 def _read_archive(archive: Path, into: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Extract the data (schema.dump, or data/*.jsonl) into `into`; returns (manifest, registry row)."""
     try:
         with tarfile.open(archive, mode="r") as tar:
             names = set(tar.getnames())
-            if not {"manifest.json", "tenant.json", "schema.dump"} <= names:
+            if not {"manifest.json", "tenant.json"} <= names:
                 raise InvalidInput(f"{archive} is not a support-mcp tenant backup")
-            tar.extract("schema.dump", into, filter="data")
             manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
             registry = json.load(tar.extractfile("tenant.json"))  # type: ignore[arg-type]
-    except (tarfile.TarError, json.JSONDecodeError, OSError) as exc:
+            if manifest.get("format") == FORMAT_DUMP and "schema.dump" in names:
+                tar.extract("schema.dump", into, filter="data")
+            elif manifest.get("format") == FORMAT:
+                for name in names:
+                    if name.startswith("data/") and name.endswith(".jsonl"):
+                        tar.extract(name, into, filter="data")
+    except (tarfile.TarError, json.JSONDecodeError, OSError, AttributeError) as exc:
         raise InvalidInput(f"{archive} is not a readable tenant backup: {exc}") from exc
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in (FORMAT, FORMAT_DUMP) or not isinstance(registry, dict):
         raise InvalidInput(f"{archive} has unsupported backup format {manifest.get('format')!r}")
     return manifest, registry
+
+
+async def _tenant_exists(db: Database, slug: str) -> bool:
+    async with db.admin_scope() as conn:
+        return await queries.tenant_exists(conn, slug=slug)
+
+
+async def _restore_rows(db: Database, work: Path, reg: dict[str, Any], old_slug: str, slug: str) -> None:
+    """Format 2: provision the tenant and insert its rows, in one transaction."""
+    tables = {p.stem: p for p in (work / "data").glob("*.jsonl")} if (work / "data").is_dir() else {}
+    keep = slug == old_slug
+    if await _tenant_exists(db, slug):
+        raise Conflict(f"tenant '{slug}' already exists; delete it or restore with --as NEWSLUG")
+    async with db.admin_scope() as conn:
+        await tenancy.provision(
+            db, conn, slug, reg["name"], stripe_account_id=reg.get("stripe_account_id"),
+            stripe_webhook_secret=reg.get("stripe_webhook_secret"), branding=reg.get("branding") or {},
+            policies=reg.get("policies"),
+            rag_index_namespace=reg["rag_index_namespace"] if keep else None,
+            tenant_id=reg["id"] if keep else None, status=reg.get("status"), enter=True)
+        files = {t: p.open(encoding="utf-8") for t, p in tables.items()}
+        try:
+            await tenant_data.import_rows(conn, files)
+        finally:
+            for fh in files.values():
+                fh.close()
 
 
 _WRAPPER = r"""\set ON_ERROR_STOP on
@@ -130,8 +168,15 @@ async def restore_tenant(db: Database, archive: Path, *, as_slug: str | None = N
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         manifest, reg = _read_archive(archive, work)
-        old_slug = validate_slug(manifest["slug"])
+        old_slug = validate_slug(manifest.get("slug"))
         slug = validate_slug(as_slug or old_slug)
+        if manifest["format"] == FORMAT:
+            await _restore_rows(db, work, reg, old_slug, slug)
+            log.info("tenant_restored", tenant=slug, source=old_slug)
+            return slug
+        if db.isolation != "schema":
+            raise InvalidInput(f"{archive} is a pg_dump backup (format 1), which restores into a schema-mode "
+                               "database only: restore it there and make a new backup")
         new_schema, role = schema_name(slug), role_name(slug, db.dbtag)
         async with db.admin_scope() as conn:
             await ensure_slug_free(conn, slug, new_schema, role, "; delete it or restore with --as NEWSLUG")

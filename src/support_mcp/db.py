@@ -3,7 +3,8 @@
 `Database.tenant_scope(slug)` is the only way code reaches a tenant's tables: it opens a
 transaction, calls `public.support_mcp_enter_tenant` (which refuses unknown and suspended
 tenants and sets search_path and role with is_local = true) and yields the connection.
-Nothing else in the code sets search_path or role.
+Nothing else in the code sets search_path or role. In RLS mode (isolation.py) it sets the
+transaction-local tenant instead, in the same round trip as BEGIN.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, NoReturn
 import aiosql
 import asyncpg
 
-from . import dberrors, privileges
+from . import dberrors, isolation, privileges
 from .dbconn import ResettingConnection, init_connection, release, transaction
 from .errors import InvalidInput, NotPermitted, SupportError, UpstreamUnavailable
 from .logging import get_logger
@@ -95,6 +96,8 @@ class Database:
         self.app_role = ""
         self.app_password: str | None = None  # set on the app role at start (one URL only)
         self.dbtag = ""  # distinguishes role names of databases sharing one cluster
+        self.isolation = settings.isolation  # as recorded in the database (checked at start)
+        self._shared = isolation.SharedScopes()
 
     async def start(self, *, app: bool = True) -> Database:
         """Open the pools; as the admin, run `prepare` (the global migrations and the app role's
@@ -122,6 +125,9 @@ class Database:
                 async with self.pool.acquire() as conn:
                     role = await conn.fetchrow(_APP_ROLE_SQL)
                     self.dbtag = self.dbtag or await conn.fetchval(_DBTAG_SQL)
+                    recorded = await isolation.recorded_mode(conn)
+                if recorded != s.isolation:
+                    raise isolation.mismatch(recorded, s.isolation)
         except Exception as exc:
             await self.close()
             if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError) and self.app_role:
@@ -228,8 +234,16 @@ class Database:
 
     @asynccontextmanager
     async def tenant_scope(self, slug: str, *, allow_suspended: bool = False) -> AsyncIterator[Scope]:
-        """THE scoping point: one transaction confined to one tenant's schema and role."""
+        """THE scoping point: one transaction confined to one tenant's schema and role (schema
+        mode) or to its rows (RLS mode)."""
         validate_slug(slug)
+        if self.isolation == "rls":
+            try:
+                async with self._shared.scope(self, slug, allow_suspended) as (conn, tenant_id):
+                    yield Scope(conn, tenant_id, slug)
+            except Exception as exc:
+                _reraise(exc, slug)
+            return
         async with self.connection() as conn:
             try:
                 async with transaction(conn):
@@ -246,7 +260,10 @@ class Database:
         if not conn.is_in_transaction():
             raise RuntimeError("enter_in_transaction needs an open transaction")
         try:
-            tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
+            if self.isolation == "rls":
+                tenant_id = await self._shared.enter_in_transaction(conn, slug, allow_suspended)
+            else:
+                tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
         except Exception as exc:
             _reraise(exc, slug)
         return Scope(conn, tenant_id, slug)

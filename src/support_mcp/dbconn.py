@@ -22,8 +22,33 @@ class ResettingConnection(asyncpg.Connection):
     (SQL run inside a tenant transaction could leave the connection as another role): drop it
     too, in the same round trip."""
 
+    _begin_with: str | None = None
+
     def get_reset_query(self) -> str:
         return super().get_reset_query() + "\nRESET ROLE;"
+
+    def begin_with(self, sql: str | None) -> None:
+        """The next top-level BEGIN (asyncpg's Transaction.start) carries `sql` in the same simple
+        query: one round trip instead of two (the RLS scoping point; `sql` is built from checked
+        values only)."""
+        self._begin_with = sql
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        if self._begin_with is not None and query == "BEGIN;" and not args:
+            query, self._begin_with = query + " " + self._begin_with, None
+        return await super().execute(query, *args, timeout=timeout)
+
+    def begin_pending(self) -> bool:
+        """True if the statement given to begin_with was not sent (asyncpg sent no plain BEGIN)."""
+        return self._begin_with is not None
+
+    async def discard_failed_begin(self) -> None:
+        """After a folded BEGIN failed (its statement raised): roll back and forget asyncpg's failed
+        top-level transaction, so the connection is clean for the pool or a retry."""
+        self._begin_with = None
+        with contextlib.suppress(Exception):
+            await super().execute("ROLLBACK")
+        self._top_xact = None  # asyncpg's Transaction.start leaves its failed self here
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -48,12 +73,27 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def transaction(conn: asyncpg.Connection, *, enter: str | None = None) -> AsyncIterator[None]:
     """A transaction whose outcome the caller sees exactly: an error raised inside it is never
     replaced by a failing ROLLBACK (a dead connection rolls back by itself), and a connection lost
-    during COMMIT says the outcome is unknown."""
+    during COMMIT says the outcome is unknown. `enter`: a statement sent with BEGIN, in its round
+    trip (see ResettingConnection.begin_with)."""
     tx = conn.transaction()
-    await tx.start()
+    if enter is None:
+        await tx.start()
+    else:
+        conn.begin_with(enter)
+        try:
+            await tx.start()
+            if conn.begin_pending():  # fail closed: never a transaction without its enter statement
+                raise RuntimeError("the transaction started without its enter statement")
+        except BaseException:
+            # a connection lost during BEGIN is already back in its pool, its proxy detached (any
+            # attribute raises AttributeError): nothing to discard, the original error is the answer
+            discard = getattr(conn, "discard_failed_begin", None)
+            if discard is not None:
+                await discard()
+            raise
     try:
         yield
     except BaseException:

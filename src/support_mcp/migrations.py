@@ -20,7 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
-from . import privileges
+from . import isolation, privileges
 from .db import Database, queries
 from .errors import MigrationFailed, SupportError
 from .logging import get_logger
@@ -112,7 +112,7 @@ async def grant_role(settings: Settings, role: str) -> None:
     try:
         if role != db.app_role:
             async with db.admin_scope() as conn:
-                await privileges.apply(conn, role)
+                await privileges.apply(conn, role, shared=db.isolation == "rls")
     finally:
         await db.close()
 
@@ -122,7 +122,13 @@ async def apply_global(db: Database, migrations: list[Migration] | None = None) 
     async with db.admin_scope() as conn:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _GLOBAL_LOCK)
         applied = await apply_pending(conn, migrations, GLOBAL_LEDGER)
-        await privileges.apply(conn, db.app_role, db.app_password)  # tables new or old: the app role's grants
+        mode = await isolation.settle(conn, db.settings.isolation)
+        if mode == "rls":  # the shared tenant tables: migrated once, here, owned by the admin
+            shared = await apply_pending(conn, load("shared"), isolation.SHARED_LEDGER)
+            if shared:
+                log.info("shared_migrations_applied", versions=shared)
+        # tables new or old: the app role's grants
+        await privileges.apply(conn, db.app_role, db.app_password, shared=mode == "rls")
     if applied:
         log.info("global_migrations_applied", versions=applied)
     return applied
@@ -131,7 +137,10 @@ async def apply_global(db: Database, migrations: list[Migration] | None = None) 
 async def migrate_tenant(
     db: Database, slug: str, migrations: list[Migration], *, lock_timeout_ms: int, retries: int
 ) -> list[int]:
-    """One tenant, one transaction; backs off and retries while a live request holds a lock."""
+    """One tenant, one transaction; backs off and retries while a live request holds a lock.
+    RLS mode: nothing per tenant (the shared tables migrate once, with the global migrations)."""
+    if db.isolation == "rls":
+        return []
     for attempt in range(retries + 1):
         try:
             async with db.tenant_scope(slug, allow_suspended=True) as scope:
@@ -165,6 +174,9 @@ async def migrate_all(
     async with db.connection() as conn:
         slugs = [r["slug"] async for r in queries.list_tenant_slugs(conn)]
     report = MigrateReport(tenants=len(slugs))
+    if db.isolation == "rls":
+        report.up_to_date = len(slugs)
+        return report
     todo = iter(slugs)
 
     async def worker() -> None:

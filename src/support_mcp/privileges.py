@@ -38,25 +38,27 @@ _HEADER = """\
 """
 
 
-def script(app_role: str) -> str:
+def script(app_role: str, *, shared: bool = False) -> str:
     """What `support-mcp db grants` prints: how to set the roles up, then `render(app_role)`."""
-    return _HEADER.format(role=app_role) + render(app_role)
+    return _HEADER.format(role=app_role) + render(app_role, shared=shared)
 
 
-def render(app_role: str, *, role: bool = True) -> str:
-    """The SQL for `app_role`: role.sql (unless role=False) then grants.sql."""
+def render(app_role: str, *, role: bool = True, shared: bool = False) -> str:
+    """The SQL for `app_role`: role.sql (unless role=False), grants.sql, and with shared=True (RLS
+    mode) shared_grants.sql."""
     if not _ROLE_RE.match(app_role):
         raise InvalidInput(f"app role name {app_role[:70]!r} must be 1-63 characters from A-Z, a-z, 0-9 and _")
     folder = files("support_mcp.sql") / "privileges"
-    parts = (["role.sql"] if role else []) + ["grants.sql"]
+    parts = (["role.sql"] if role else []) + ["grants.sql"] + (["shared_grants.sql"] if shared else [])
     text = "\n".join((folder / p).read_text("utf-8") for p in parts)
     return text.replace("{app_name}", app_role).replace("{app}", f'"{app_role}"')
 
 
-async def apply(conn: asyncpg.Connection, app_role: str, password: str | None = None) -> None:
+async def apply(conn: asyncpg.Connection, app_role: str, password: str | None = None, *,
+                shared: bool = False) -> None:
     """Create/correct the app role and grant it (as the admin, in the caller's transaction)."""
     try:
-        await conn.execute(render(app_role))
+        await conn.execute(render(app_role, shared=shared))
         if password is not None:
             stmt = await conn.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
                                        app_role, password)

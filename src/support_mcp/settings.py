@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         "SUPPORT_MCP_DATABASE_URL is the request path's (app role's) URL. Unset: SUPPORT_MCP_DATABASE_URL (or the "
         "embedded server) is the admin if its user can create roles, and the request path connects as db_app_role.",
     )
+    isolation: Literal["schema", "rls"] = Field(
+        default="schema",
+        description="How tenants are kept apart, fixed when a database is first set up: 'schema' (a schema and "
+        "a role per tenant) or 'rls' (shared tables, a tenant_id column and forced row-level security).",
+    )
     db_app_role: str = Field(
         default="support_mcp_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="The non-superuser LOGIN role the request path connects as when the server manages it (one URL).",

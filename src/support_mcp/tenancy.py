@@ -2,6 +2,8 @@
 
 A tenant is a row in public.tenants, a schema `tenant_{slug}` and a NOLOGIN role owning it
 (granted to the app role, which can only switch into it through the scoping point). Provisioning runs as the admin.
+In RLS mode (isolation.py) a tenant is only its registry row: provisioning inserts it, deletion
+empties the shared tables of the tenant's rows in batches first.
 This module (with backup.py) is the only code that derives schema or role names, and it only
 quotes them as identifiers after `validate_slug`. Reading and writing tenant data goes
 through `Database.tenant_scope`.
@@ -16,7 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
-from . import migrations, privileges
+from . import isolation, migrations, privileges
 from .db import Database, queries, validate_slug
 from .errors import Conflict, InvalidInput, NotFound, NotPermitted
 from .logging import get_logger
@@ -81,8 +83,37 @@ async def create_tenant(
     rag_index_namespace: str | None = None,
     status: str | None = None,
 ) -> TenantInfo:
-    """Schema + role + latest template + registry row, all in one transaction. `status`: 'active'
-    (the default) or 'suspended' (a spare of the episodes' warm pool, unreachable until claimed)."""
+    """Schema + role + latest template + registry row, all in one transaction (RLS mode: the
+    registry row only). `status`: 'active' (the default) or 'suspended' (a spare of the episodes'
+    warm pool, unreachable until claimed)."""
+    async with db.admin_scope() as conn:
+        row = await provision(db, conn, slug, name, stripe_account_id=stripe_account_id,
+                              stripe_webhook_secret=stripe_webhook_secret, branding=branding, policies=policies,
+                              tenant_migrations=tenant_migrations, rag_index_namespace=rag_index_namespace,
+                              status=status)
+    log.info("tenant_created", tenant=slug)
+    return TenantInfo.from_row(row)
+
+
+async def provision(
+    db: Database,
+    conn: asyncpg.Connection,
+    slug: str,
+    name: str,
+    *,
+    stripe_account_id: str | None = None,
+    stripe_webhook_secret: str | None = None,
+    branding: dict[str, Any] | None = None,
+    policies: str | None = None,
+    tenant_migrations: list[migrations.Migration] | None = None,
+    rag_index_namespace: str | None = None,
+    tenant_id: UUID | None = None,
+    status: str | None = None,
+    enter: bool = False,
+) -> asyncpg.Record:
+    """create_tenant inside the caller's admin transaction (restore adds the tenant's rows to it).
+    Schema mode leaves the transaction running as the tenant role; RLS mode scopes it to the
+    tenant with enter=True. Returns the registry row."""
     validate_slug(slug)
     if not name or not name.strip():
         raise InvalidInput("tenant name is empty")
@@ -90,26 +121,34 @@ async def create_tenant(
         raise InvalidInput("stripe account id must look like acct_...")
     if stripe_webhook_secret is not None and not stripe_webhook_secret.startswith("whsec_"):
         raise InvalidInput("webhook secret must look like whsec_...")
-    tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
-    schema, role = schema_name(slug), role_name(slug, db.dbtag)
-    async with db.admin_scope() as conn:
+    rls = db.isolation == "rls"
+    schema, role = (None, None) if rls else (schema_name(slug), role_name(slug, db.dbtag))
+    if not rls:
         await ensure_slug_free(conn, slug, schema, role)
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
         await conn.execute(f"GRANT {quote_ident(role)} TO CURRENT_USER")
         await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(db.app_role)}")  # membership without its privileges: the app role is NOINHERIT
         await conn.execute(f"CREATE SCHEMA {quote_ident(schema)} AUTHORIZATION {quote_ident(role)}")
+    try:  # RLS mode: this insert is the whole provisioning (the shared tables are there already)
         await queries.insert_tenant(
-            conn, id=None, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
+            conn, id=tenant_id, slug=slug, name=name.strip(), schema_name=schema, role_name=role,
             stripe_account_id=stripe_account_id, stripe_webhook_secret=stripe_webhook_secret,
             rag_index_namespace=rag_index_namespace or f"tenant_{slug}_docs", status=status, branding=branding,
             policies=policies,
         )
-        row = await queries.get_tenant(conn, slug=slug)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "tenants_slug_key":
+            raise Conflict(f"tenant '{slug}' already exists") from exc
+        raise
+    row = await queries.get_tenant(conn, slug=slug)
+    if rls and enter:
+        await db.enter_in_transaction(conn, slug)
+    if not rls:
         # From here on the transaction runs as the tenant role, inside its schema.
+        tmpl = migrations.load("tenant") if tenant_migrations is None else tenant_migrations
         scope = await db.enter_in_transaction(conn, slug)
         await migrations.apply_pending(scope.conn, tmpl, migrations.TENANT_LEDGER)
-    log.info("tenant_created", tenant=slug)
-    return TenantInfo.from_row(row)
+    return row
 
 
 async def list_tenants(db: Database) -> list[TenantInfo]:
@@ -173,8 +212,18 @@ async def set_allow_global_docs(db: Database, slug: str, allowed: bool) -> None:
 async def delete_tenant(db: Database, slug: str) -> None:
     """Drop the schema (with all its data), the role and the registry row, and delete the
     tenant's rows in every global table (audit log by id and slug, feedback, key grants), in
-    one transaction. A tombstone lets the audit prune remove rows a server stores later."""
+    one transaction. A tombstone lets the audit prune remove rows a server stores later.
+    RLS mode: the tenant is suspended first (the scoping point refuses it), its rows are deleted in
+    batches, then the rest as above; an interrupted deletion resumes when run again."""
     validate_slug(slug)
+    if db.isolation == "rls":
+        async with db.admin_scope() as conn:
+            row = await queries.get_tenant(conn, slug=slug)
+            if row is None:
+                raise NotFound(f"unknown tenant '{slug}'")
+            await queries.set_tenant_status(conn, slug=slug, status="suspended")
+        rows = await isolation.delete_shared_rows(db, row["id"])
+        log.info("tenant_rows_deleted", tenant=slug, rows=rows)
     async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
         if row is None:
@@ -184,8 +233,9 @@ async def delete_tenant(db: Database, slug: str) -> None:
         await queries.delete_tenant_key_grants(conn, tenant_id=row["id"])
         await queries.insert_deleted_tenant(conn, tenant_id=row["id"], slug=slug)
         await queries.delete_tenant(conn, slug=slug)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
-        await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
+        if row["schema_name"] is not None:  # schema mode
+            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(row['schema_name'])} CASCADE")
+            await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(row['role_name'])}")
     log.info("tenant_deleted", tenant=slug, audit_rows=audit)
 
 

@@ -59,6 +59,31 @@ async def test_reset_puts_the_fixture_back_in_place(db, kb, connect_key) -> None
     await service.destroy(db, ep["episode"], kb)
 
 
+async def test_reset_touches_only_its_own_tenant(db, kb, connect_key, make_tenant) -> None:
+    # RLS mode keeps every tenant in the same tables: a reset deletes only its tenant's rows (never a
+    # TRUNCATE), in schema mode it empties only its schema
+    ep = await service.create(db, kb, ACME, timedelta(minutes=5))
+    other = await service.create(db, kb, ACME, timedelta(minutes=5))
+    real = await make_tenant("resetnb")
+    async with connect_key(other["api_key"]) as c:
+        await c.ok("create_ticket", tenant=other["tenant"], subject="Neighbour's", description="x",
+                   customer_email="nb@example.com")
+    async with db.tenant_scope(real) as s:
+        await s.conn.execute("INSERT INTO customers (name, email) VALUES ('R', 'r@example.com')")
+    before = await service.state(db, other["episode"])
+    async with connect_key(ep["api_key"]) as c:
+        await c.ok("ingest_document", tenant=ep["tenant"], title="Agent notes", text="Rockets need fuel.")
+    await service.reset(db, kb, ep["episode"])
+    assert await service.state(db, other["episode"]) == before
+    assert len(before["state"]["tickets"]) == 4 and await _count(db, other["tenant"], "documents") == 2
+    assert await _count(db, real, "customers") == 1
+    async with connect_key(other["api_key"]) as c:  # its knowledge base is still searchable
+        hits = await c.ok("search_docs", tenant=other["tenant"], query="express shipping")
+        assert "Shipping" in json.dumps(hits)
+    for e in (ep, other):
+        await service.destroy(db, e["episode"], kb)
+
+
 async def test_reset_and_state_refuse_real_tenants_and_unknown_ids(db, kb, make_tenant) -> None:
     slug = await make_tenant("keepme")
     info = await tenancy.get_tenant(db, slug)
@@ -118,6 +143,15 @@ async def test_claimed_spare_is_like_a_fresh_tenant(db, kb, make_tenant) -> None
     got, ref = await tenancy.get_tenant(db, spare), await tenancy.get_tenant(db, fresh)
     assert got.status == "active" and got.name == "Acme Rockets" and got.rag_index_namespace == f"tenant_{spare}_docs"
     assert got.created_at >= ref.created_at - timedelta(seconds=60)
+    assert await pool.size(db) == 0
+    if db.isolation == "rls":  # a spare is only its registry row, like a fresh tenant; it takes the fixture
+        async with db.admin_scope() as conn:
+            rows = [await conn.fetchrow("SELECT schema_name, role_name FROM public.tenants WHERE slug = $1", t)
+                    for t in (spare, fresh)]
+        assert [tuple(r) for r in rows] == [(None, None), (None, None)]
+        assert await _count(db, spare, "tickets") == 3 and await _count(db, fresh, "tickets") == 0
+        await service.destroy(db, ep["episode"], kb)
+        return
     sql = """SELECT (SELECT array_agg(version ORDER BY version) FROM {schema}.schema_migrations) AS versions,
                     (SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = $1) AS tables,
                     (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1) AS owner,
@@ -128,10 +162,10 @@ async def test_claimed_spare_is_like_a_fresh_tenant(db, kb, make_tenant) -> None
     assert a["versions"] == b["versions"] == [m.version for m in migrations.load("tenant")]
     assert a["tables"] == b["tables"] and a["app_member"] and b["app_member"]
     assert a["owner"] == tenancy.role_name(spare, db.dbtag)
-    assert await pool.size(db) == 0
     await service.destroy(db, ep["episode"], kb)
 
 
+@pytest.mark.schema_only  # RLS mode has no per-tenant migrations (the shared tables migrate once)
 async def test_spare_missing_a_new_migration_is_brought_current_at_claim(db, kb, monkeypatch) -> None:
     spare = await pool.add_spare(db)  # made with today's tenant migrations
     shipped = [*migrations.load("tenant"), migrations.Migration(9999, "probe", "CREATE TABLE spare_probe (id int)")]

@@ -1,6 +1,7 @@
 """Behaviour of every VectorIndex backend on hand-made dim-8 vectors with a known ranking.
 
-Backends: qdrant-edge through its worker process (``edge``), qdrant-client local mode per
+Backends: qdrant-edge through its worker process, a shard per namespace (``edge``) or one shared
+shard with a tenant key (``edge-shared``, RLS mode), qdrant-client local mode per
 namespace and shared-collection (``local``, ``local-shared``), and a Qdrant server in both layouts
 when SUPPORT_MCP_QDRANT_URL is set. Then the edge worker's lifecycle: one worker per data dir,
 restart after kill -9, a non-blocking event loop during a large upsert, and idle exit.
@@ -33,6 +34,7 @@ DIM = 8
 no_server = pytest.mark.skipif(not SERVER, reason="SUPPORT_MCP_QDRANT_URL not set")
 BACKENDS = [
     "edge",
+    "edge-shared",  # RLS mode: one shard, a tenant key and a mandatory tenant filter
     "local",
     "local-shared",
     pytest.param("server", marks=no_server),
@@ -111,8 +113,8 @@ root = pytest.fixture(_root)  # a data dir (and worker) of the test's own
 @pytest.fixture(params=BACKENDS)
 async def index(request, edge_root):
     kind = request.param
-    if kind == "edge":
-        idx = EdgeIndex(edge_root, idle_seconds=30)
+    if kind.startswith("edge"):
+        idx = EdgeIndex(edge_root, idle_seconds=30, shared_namespace="shared" if kind == "edge-shared" else None)
         yield idx
         await idx.close()
         return

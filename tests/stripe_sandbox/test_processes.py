@@ -20,7 +20,8 @@ async def test_an_episode_made_here_is_served_by_another_process(db, kb, setting
     ep = await service.create(db, kb, EXAMPLE)
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("SUPPORT_MCP_")}
     env |= {"SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_FORMAT": "json",
-            "SUPPORT_MCP_API_KEY": ep["api_key"], "SUPPORT_MCP_CONFIRM_FALLBACK": "on"}
+            "SUPPORT_MCP_API_KEY": ep["api_key"], "SUPPORT_MCP_CONFIRM_FALLBACK": "on",
+            "SUPPORT_MCP_ISOLATION": settings.isolation}
     if settings.database_url is not None:
         env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
     # the server's stderr (its logs) into a file: sh runs it with 2>> and execs it

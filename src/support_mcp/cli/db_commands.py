@@ -33,7 +33,7 @@ def grants(
         two_urls = s.database_admin_url is not None and s.database_url is not None
         role = privileges.url_user(s.database_url.get_secret_value()) if two_urls else s.db_app_role
     try:
-        sql = privileges.script(role)
+        sql = privileges.script(role, shared=s.isolation == "rls")  # RLS mode: the shared tables too
     except SupportError as exc:
         raise fail(str(exc)) from None
     typer.echo(sql)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..db import queries
 from ..errors import InvalidInput
 from ..kb.index import ChunkPoint
-from ..kb.ingest import CHUNK_COLUMNS, content_hash
+from ..kb.ingest import content_hash, write_chunks
 from ..logging import get_logger
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ async def ingest_fresh(kb: KnowledgeBase, slug: str, docs: list[DocumentPart]) -
             for doc_id, source_uri, title, digest, _ in prepared:
                 await queries.upsert_document(s.conn, id=doc_id, source_uri=source_uri, title=title,
                                               content_hash=digest, embedding_model=emb.model_id)
-            await s.conn.copy_records_to_table("chunks", columns=CHUNK_COLUMNS, records=records)
+            await write_chunks(s.conn, records, isolation=kb.db.isolation)
     except BaseException:
         await index.delete_points(namespace, [str(i) for i in ids])
         raise

@@ -10,6 +10,9 @@ added since the spare was made, as the tenant role, in the same transaction: a c
 indistinguishable from a tenant provisioned at that moment. No rename is needed: the slug never
 appeared anywhere before the claim.
 
+In RLS mode (SUPPORT_MCP_ISOLATION=rls) a spare is only its registry row (provisioning is that
+insert) and `bring_current` has nothing to apply; the pool still saves the namespace creation.
+
 `refill` tops the pool up to a target; `serve` runs it in the background (episodes/upkeep.py,
 SUPPORT_MCP_EPISODES_WARM_POOL), creating each spare's empty search namespace as well. An empty
 pool is no error: `create` provisions a tenant then. Destroying a spare's tenant (never needed
@@ -67,7 +70,10 @@ async def claim(conn: asyncpg.Connection, name: str | None, policies: str | None
 
 
 async def bring_current(db: Database, conn: asyncpg.Connection, slug: str) -> None:
-    """Apply tenant migrations the spare lacks; switches the transaction to the tenant role (last step)."""
+    """Apply tenant migrations the spare lacks; switches the transaction to the tenant role (last step).
+    RLS mode: nothing to do (no per-tenant migrations: the shared tables migrate with the global ones)."""
+    if db.isolation == "rls":
+        return
     scope = await db.enter_in_transaction(conn, slug)
     applied = await migrations.apply_pending(scope.conn, _tenant_migrations(), migrations.TENANT_LEDGER)
     if applied:

@@ -33,7 +33,7 @@ from uuid import UUID
 
 import asyncpg
 
-from .. import keys, tenancy
+from .. import isolation, keys, tenancy
 from ..db import Database, queries
 from ..errors import InvalidInput, NotFound
 from ..logging import get_logger
@@ -201,10 +201,13 @@ async def reset(db: Database, kb: KnowledgeBase, episode_id: str | UUID) -> dict
     async with db.tenant_scope(slug) as s:  # emptied and re-seeded in one transaction
         held = {r["source_uri"]: r["content_hash"] async for r in queries.document_hashes(s.conn)}
         same_documents = held == wanted  # the agent left the knowledge base as the fixture made it: keep it
-        tables = [r["name"] async for r in queries.tenant_tables(s.conn)]
-        if same_documents:
-            tables = [t for t in tables if t not in KB_TABLES]
-        await s.conn.execute(f"TRUNCATE {', '.join(tenancy.quote_ident(t) for t in tables)} RESTART IDENTITY")
+        if db.isolation == "rls":  # shared tables: only this tenant's rows, through its policies
+            await isolation.empty_tenant_rows(s.conn, keep=KB_TABLES if same_documents else ())
+        else:
+            tables = [r["name"] async for r in queries.tenant_tables(s.conn)]
+            if same_documents:
+                tables = [t for t in tables if t not in KB_TABLES]
+            await s.conn.execute(f"TRUNCATE {', '.join(tenancy.quote_ident(t) for t in tables)} RESTART IDENTITY")
         await write_desk_fast(s.conn, fixture)
     if not same_documents:  # search namespace emptied, documents written again
         await kb.drop_tenant_namespace(ep["rag_index_namespace"])

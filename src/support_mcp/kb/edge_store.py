@@ -1,6 +1,11 @@
 """The engine side of the edge worker: every namespace's qdrant-edge shard under one root.
 
-Used only inside the worker process (``edge_worker``); see its docstring for the layout."""
+Used only inside the worker process (``edge_worker``); see its docstring for the layout.
+
+With ``tenant`` (RLS mode: one shared shard for every tenant), points carry a ``tenant`` payload
+indexed with ``is_tenant``, every read, count and delete is filtered by it (``_where``, the only
+place that builds the tenant filter), sparse IDF statistics come from the tenant's points only,
+and a tenant exists once ``ensure`` wrote its marker point (no vectors: never a hit, not counted)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 DENSE, SPARSE = "dense", "sparse"  # the vector names of index.py
+TENANT, MARKER = "tenant", "marker"
 # The worker's own path-safety check (index.check_namespace is the API-level one).
 _SAFE_NS = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 log = logging.getLogger("support_mcp.kb.edge_worker")
@@ -78,7 +84,30 @@ class ShardStore:
         self.shards[ns] = (self.qe.EdgeShard.load(str(path)), dim)
         return self.shards[ns]
 
-    def ensure(self, ns: str, dim: int) -> None:
+    def _where(self, tenant: str, must: list[Any] | None = None) -> Any:
+        """The tenant's points (markers excluded)."""
+        qe = self.qe
+        if not isinstance(tenant, str) or not _SAFE_NS.fullmatch(tenant):
+            raise WorkerError("value", f"invalid knowledge-base namespace {tenant!r}")
+        return qe.Filter(must=[qe.FieldCondition(key=TENANT, match=qe.MatchValue(tenant)), *(must or [])],
+                         must_not=[qe.FieldCondition(key=MARKER, match=qe.MatchValue("yes"))])
+
+    def _has_tenant(self, shard: Any, tenant: str) -> bool:
+        qe = self.qe
+        flt = qe.Filter(must=[qe.FieldCondition(key=TENANT, match=qe.MatchValue(tenant)),
+                              qe.FieldCondition(key=MARKER, match=qe.MatchValue("yes"))])
+        return shard.count(qe.CountRequest(exact=True, filter=flt)) > 0
+
+    def ensure(self, ns: str, dim: int, tenant: str | None = None, marker_id: str | None = None) -> None:
+        self._ensure_shard(ns, dim, tenant is not None)
+        if tenant is not None:
+            self._where(tenant)  # validates
+            shard = self.open(ns, required=True)[0]
+            shard.update(self.qe.UpdateOperation.upsert_points(
+                [self.qe.Point(marker_id, {}, {TENANT: tenant, MARKER: "yes"})]))
+            shard.flush()
+
+    def _ensure_shard(self, ns: str, dim: int, shared: bool) -> None:
         if not isinstance(dim, int) or not 0 < dim <= 65536:
             raise WorkerError("value", f"invalid dense dimension {dim!r}")
         opened = self.open(ns)
@@ -88,6 +117,9 @@ class ShardStore:
             # No payload index on document_id: on load it maps ~5 MB per shard whatever its size;
             # delete_document scans instead (~70 ms at 50k points), delete_points is by id.
             shard = self.qe.EdgeShard.create(str(tmp), self._config(dim))
+            if shared:
+                shard.update(self.qe.UpdateOperation.create_field_index(
+                    TENANT, self.qe.KeywordIndexParams(is_tenant=True)))
             shard.flush()
             shard.close()
             os.rename(tmp, path)
@@ -95,7 +127,16 @@ class ShardStore:
         if opened[1] != dim:
             raise WorkerError("value", f"namespace {ns!r} has dense dimension {opened[1]}, not {dim}")
 
-    def drop(self, ns: str) -> None:
+    def drop(self, ns: str, tenant: str | None = None) -> None:
+        if tenant is not None:  # the tenant's points and its marker
+            self._where(tenant)
+            opened = self.open(ns)
+            if opened is not None:
+                qe = self.qe
+                flt = qe.Filter(must=[qe.FieldCondition(key=TENANT, match=qe.MatchValue(tenant))])
+                opened[0].update(qe.UpdateOperation.delete_points_by_filter(flt))
+                opened[0].flush()
+            return
         path = self._path(ns)
         if ns in self.shards:
             self.shards.pop(ns)[0].close()
@@ -105,9 +146,13 @@ class ShardStore:
             shutil.rmtree(trash, ignore_errors=True)
 
     def upsert(self, ns: str, ids: list[str], doc_ids: list[str], dim: int, dense: bytes,
-               sparse_lens: bytes, sparse_indices: bytes, sparse_values: bytes, flush: bool) -> None:
+               sparse_lens: bytes, sparse_indices: bytes, sparse_values: bytes, flush: bool,
+               tenant: str | None = None, chunk_ids: list[str] | None = None) -> None:
         qe = self.qe
-        shard, have = self.open(ns, required=True)
+        opened = self.open(ns)
+        if opened is None or (tenant is not None and not self._has_tenant(opened[0], tenant)):
+            raise WorkerError("not_found", tenant or ns)
+        shard, have = opened
         if ids and dim != have:
             raise WorkerError("value", f"namespace {ns!r} has dense dimension {have}, got vectors of {dim}")
         flat, lens = memoryview(dense).cast("f"), memoryview(sparse_lens).cast("I")
@@ -120,19 +165,27 @@ class ShardStore:
             end = off + lens[i]
             sparse = qe.SparseVector(idx[off:end].tolist(), val[off:end].tolist())
             vectors = {DENSE: flat[i * dim:(i + 1) * dim].tolist(), SPARSE: sparse}
-            points.append(qe.Point(pid, vectors, {"document_id": doc_ids[i]}))
+            payload = {"document_id": doc_ids[i]}
+            if tenant is not None:
+                payload |= {TENANT: tenant, "chunk_id": chunk_ids[i] if chunk_ids else pid}
+            points.append(qe.Point(pid, vectors, payload))
             off = end
         if points:
             shard.update(qe.UpdateOperation.upsert_points(points))
         if flush:
             shard.flush()
 
-    def delete(self, ns: str, ids: list[str] | None = None, document_id: str | None = None) -> None:
+    def delete(self, ns: str, ids: list[str] | None = None, document_id: str | None = None,
+               tenant: str | None = None) -> None:
         qe = self.qe
         opened = self.open(ns)
         if opened is None:
             return
-        if ids is not None:
+        if tenant is not None:
+            cond = qe.HasIdCondition(set(ids)) if ids is not None else \
+                qe.FieldCondition(key="document_id", match=qe.MatchValue(document_id))
+            op = qe.UpdateOperation.delete_points_by_filter(self._where(tenant, [cond]))
+        elif ids is not None:
             op = qe.UpdateOperation.delete_points(ids)
         else:
             cond = qe.FieldCondition(key="document_id", match=qe.MatchValue(document_id))
@@ -141,28 +194,38 @@ class ShardStore:
         opened[0].flush()
 
     def search(self, ns: str, dense: list[float], sparse: tuple[list[int], list[float]], mode: str,
-               limit: int, prefetch: int, fusion: str, rrf_k: int) -> list[tuple[str, str, float]]:
+               limit: int, prefetch: int, fusion: str, rrf_k: int,
+               tenant: str | None = None) -> list[tuple[str, str, float]]:
         qe = self.qe
         opened = self.open(ns)
         if opened is None:
             return []
+        scoped: dict[str, Any] = {}  # the tenant filter; sparse IDF over the tenant's points only
+        idf: dict[str, Any] = {}
+        if tenant is not None:
+            flt = self._where(tenant)
+            scoped, idf = {"filter": flt}, {"params": qe.SearchParams(idf=qe.IdfParams(corpus=flt))}
         if len(dense) != opened[1]:
             raise WorkerError("value", f"namespace {ns!r} has dense dimension {opened[1]}, query has {len(dense)}")
         dq = qe.Query.Nearest(dense, using=DENSE)
         sq = qe.Query.Nearest(qe.SparseVector(*sparse), using=SPARSE)
         if mode == "dense":
-            req = qe.QueryRequest(limit=limit, query=dq, with_payload=True)
+            req = qe.QueryRequest(limit=limit, query=dq, with_payload=True, **scoped)
         elif mode == "sparse":
-            req = qe.QueryRequest(limit=limit, query=sq, with_payload=True)
+            req = qe.QueryRequest(limit=limit, query=sq, with_payload=True, **scoped, **idf)
         else:
             fused = qe.Fusion.Rrf(k=rrf_k) if fusion == "rrf" else qe.Fusion.Dbsf()
-            pre = [qe.Prefetch(limit=prefetch, query=dq), qe.Prefetch(limit=prefetch, query=sq)]
-            req = qe.QueryRequest(limit=limit, prefetches=pre, query=fused, with_payload=True)
-        return [(str(p.id), str((p.payload or {}).get("document_id", "")), p.score) for p in opened[0].query(req)]
+            pre = [qe.Prefetch(limit=prefetch, query=dq), qe.Prefetch(limit=prefetch, query=sq, **idf)]
+            req = qe.QueryRequest(limit=limit, prefetches=pre, query=fused, with_payload=True, **scoped)
+        return [(str((p.payload or {}).get("chunk_id", p.id)), str((p.payload or {}).get("document_id", "")), p.score)
+                for p in opened[0].query(req)]
 
-    def count(self, ns: str) -> int:
+    def count(self, ns: str, tenant: str | None = None) -> int:
         opened = self.open(ns)
-        return 0 if opened is None else opened[0].count(self.qe.CountRequest(exact=True))
+        if opened is None:
+            return 0
+        flt = self._where(tenant) if tenant is not None else None
+        return opened[0].count(self.qe.CountRequest(exact=True, filter=flt))
 
     def optimize(self, ns: str) -> bool:
         return bool(self.open(ns, required=True)[0].optimize())

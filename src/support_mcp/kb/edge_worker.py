@@ -40,7 +40,7 @@ from typing import Any
 
 from support_mcp.kb.edge_store import ShardStore, WorkerError
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: the optional tenant argument (one shared shard, RLS mode)
 SOCKET_NAME, KEY_NAME, PID_NAME, LOCK_NAME, LOG_NAME = (
     "worker.sock", "worker.key", "worker.pid", "worker.lock", "worker.log"
 )

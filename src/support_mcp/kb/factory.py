@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..settings import Settings
 from .index import VectorIndex
 
+RLS_COLLECTION = "support_mcp_tenants"  # RLS mode: the one Qdrant collection / embedded shard
+
 
 def build_embedder(settings: Settings):  # noqa: ANN201 - Embedder (imported late: loads onnxruntime)
     from .embedding import Embedder
@@ -28,9 +30,13 @@ def build_index(settings: Settings) -> VectorIndex:
         from .index_qdrant import QdrantIndex
 
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        # RLS mode: one shared collection (tenant key + mandatory tenant filter) unless one is named
+        shared = settings.qdrant_shared_collection or (RLS_COLLECTION if settings.isolation == "rls" else None)
         return QdrantIndex(AsyncQdrantClient(url=settings.qdrant_url, api_key=key, timeout=10,
                                              check_compatibility=False),
-                           shared_collection=settings.qdrant_shared_collection)
+                           shared_collection=shared)
     from .index_edge import EdgeIndex
 
-    return EdgeIndex(settings.data_dir / "kb", idle_seconds=settings.kb_worker_idle_seconds)
+    # RLS mode: one shared shard, a tenant key and a mandatory tenant filter (index_edge._where)
+    return EdgeIndex(settings.data_dir / "kb", idle_seconds=settings.kb_worker_idle_seconds,
+                     shared_namespace=RLS_COLLECTION if settings.isolation == "rls" else None)

@@ -5,6 +5,12 @@ converts, pickles and sends it over one of a few pooled AF_UNIX connections to t
 owns ``root``. The first request starts the worker if none is running (under an flock on
 ``root/worker.lock``, so concurrent clients start one worker); a worker that died (crash,
 ``kill -9``) is restarted transparently once per request, and the WAL keeps its data.
+
+``shared_namespace`` (RLS mode): every namespace lives in that one shard as a tenant key
+(``is_tenant`` payload index); ``_where`` is the only place that turns a namespace into the
+shard and tenant a request names, so no request can go out unfiltered. Point ids are derived per
+tenant (``uuid5(ns, id)``; the chunk id travels in the ``chunk_id`` payload), so one tenant's ids
+never overwrite another's points.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from array import array
 from collections.abc import Sequence
 from itertools import chain
@@ -41,6 +48,7 @@ from support_mcp.kb.index import (
 )
 
 _CONNECT_ERRORS = (OSError, EOFError)  # no socket, refused, reset: (re)start the worker
+_ID_SPACE = uuid.UUID("5b0c9a3e-0d7a-4f43-9a43-7f1d3c1e2a61")  # as index_qdrant: derived ids must not change
 
 
 def _private(path: str, flags: int) -> int:
@@ -85,8 +93,10 @@ class EdgeIndex:
         max_open_shards: int = 256,
         start_timeout: float = 15.0,
         request_timeout: float = 120.0,
+        shared_namespace: str | None = None,
     ) -> None:
         self.root = Path(root).absolute()
+        self._shared = check_namespace(shared_namespace) if shared_namespace is not None else None
         self.idle_seconds = idle_seconds
         self.max_open_shards = max_open_shards
         self.start_timeout = start_timeout
@@ -206,12 +216,22 @@ class EdgeIndex:
         async with self._sem:
             return await asyncio.to_thread(self._call, op, kwargs, wait)
 
+    # -- scoping: the only place that maps a namespace to the shard and tenant ---------------------
+    def _where(self, ns: str) -> dict[str, Any]:
+        check_namespace(ns)
+        return {"ns": ns} if self._shared is None else {"ns": self._shared, "tenant": ns}
+
+    def _stored_id(self, ns: str, point_id: str) -> str:
+        pid = canonical_id(point_id)
+        return pid if self._shared is None else str(uuid.uuid5(_ID_SPACE, f"{ns}/{pid}"))
+
     # -- VectorIndex ---------------------------------------------------------------------------
     async def ensure_namespace(self, ns: str, dense_dim: int) -> None:
-        await self._request("ensure", ns=check_namespace(ns), dim=check_dim(dense_dim))
+        marker = {} if self._shared is None else {"marker_id": str(uuid.uuid5(_ID_SPACE, ns))}
+        await self._request("ensure", **self._where(ns), dim=check_dim(dense_dim), **marker)
 
     async def drop_namespace(self, ns: str) -> None:
-        await self._request("drop", ns=check_namespace(ns))
+        await self._request("drop", **self._where(ns))
 
     def _upsert_sync(self, ns: str, points: Sequence[ChunkPoint]) -> None:
         pts = prepare_points(points)
@@ -219,10 +239,13 @@ class EdgeIndex:
         # Small batches (~32k floats): each conversion holds the GIL ~1 ms, and the worker
         # interleaves other clients' requests between batches.
         step = max(1, min(1024, 32768 // max(dim, 1)))
+        where = self._where(ns)
         for start in range(0, max(len(pts), 1), step):
             batch = pts[start:start + step]
-            self._call("upsert", {"ns": ns, **_encode(batch, dim), "flush": start + step >= len(pts)},
-                       self.request_timeout)
+            enc = _encode(batch, dim)
+            if self._shared is not None:
+                enc["chunk_ids"], enc["ids"] = enc["ids"], [self._stored_id(ns, i) for i in enc["ids"]]
+            self._call("upsert", {**where, **enc, "flush": start + step >= len(pts)}, self.request_timeout)
 
     async def upsert(self, ns: str, points: Sequence[ChunkPoint]) -> None:
         check_namespace(ns)
@@ -232,12 +255,12 @@ class EdgeIndex:
             await asyncio.to_thread(self._upsert_sync, ns, list(points))
 
     async def delete_points(self, ns: str, ids: Sequence[str]) -> None:
-        check_namespace(ns)
+        where = self._where(ns)
         if ids:
-            await self._request("delete", ns=ns, ids=[canonical_id(i) for i in ids])
+            await self._request("delete", **where, ids=[self._stored_id(ns, i) for i in ids])
 
     async def delete_document(self, ns: str, document_id: str) -> None:
-        await self._request("delete", ns=check_namespace(ns), document_id=str(document_id))
+        await self._request("delete", **self._where(ns), document_id=str(document_id))
 
     async def search(
         self,
@@ -251,17 +274,17 @@ class EdgeIndex:
         fusion: Fusion = "rrf",
         rrf_k: int = 60,
     ) -> list[Hit]:
-        check_namespace(ns)
+        where = self._where(ns)
         check_search(mode, fusion, limit, prefetch, rrf_k)
         rows = await self._request(
-            "search", ns=ns, dense=[float(x) for x in dense],
+            "search", **where, dense=[float(x) for x in dense],
             sparse=([int(i) for i in sparse.indices], [float(v) for v in sparse.values]),
             mode=mode, limit=limit, prefetch=prefetch, fusion=fusion, rrf_k=rrf_k,
         )
         return [Hit(id=i, document_id=d, score=s) for i, d, s in rows]
 
     async def count(self, ns: str) -> int:
-        return await self._request("count", ns=check_namespace(ns))
+        return await self._request("count", **self._where(ns))
 
     async def health(self) -> str:
         try:
@@ -277,7 +300,7 @@ class EdgeIndex:
     # -- extras (not in the protocol) -------------------------------------------------------------
     async def optimize(self, ns: str) -> bool:
         """Build the HNSW index of a namespace (slow: seconds; blocks the worker meanwhile)."""
-        return await self._request("optimize", timeout=None, ns=check_namespace(ns))
+        return await self._request("optimize", timeout=None, ns=self._where(ns)["ns"])
 
     async def worker_info(self) -> dict[str, Any]:
         """``{"pid", "protocol", "open_shards"}`` of the worker (starting it if needed)."""

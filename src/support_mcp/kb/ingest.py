@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], Awaitable[None]]
 CHUNK_COLUMNS = ("id", "document_id", "ordinal", "heading_path", "text", "token_count", "dense", "sparse_indices",
                  "sparse_values")
+_INSERT_CHUNK = (f"INSERT INTO chunks ({', '.join(CHUNK_COLUMNS)}) "
+                 f"VALUES ({', '.join(f'${i}' for i in range(1, len(CHUNK_COLUMNS) + 1))})")
+
+
+async def write_chunks(conn: Any, records: list[tuple[Any, ...]], *, isolation: str) -> None:
+    """Insert chunk rows (CHUNK_COLUMNS order) in the caller's tenant scope: COPY in schema mode,
+    INSERT in RLS mode (COPY FROM is refused on tables under row-level security)."""
+    if isolation == "rls":
+        await conn.executemany(_INSERT_CHUNK, records)
+    else:
+        await conn.copy_records_to_table("chunks", columns=CHUNK_COLUMNS, records=records)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ..untrusted import Fence, one_line
 from .chunking import Chunker
 from .embed_cache import EmbeddingCache
 from .index import ChunkPoint, Hit, SparseVec, VectorIndex
-from .ingest import CHUNK_COLUMNS, NewDocument, Prepared, Progress, content_hash, embed_dense, waves
+from .ingest import NewDocument, Prepared, Progress, content_hash, embed_dense, waves, write_chunks
 from .limits import IngestGate, check_document_size
 from .models import DocumentInfo, IngestResult, SearchHit, SearchResults
 
@@ -208,10 +208,10 @@ class KnowledgeBase:
                 doc = await queries.upsert_document(s.conn, id=doc_id, source_uri=prep.source_uri, title=prep.title,
                                                     content_hash=prep.digest, embedding_model=model)
                 old = [str(r["id"]) async for r in queries.delete_chunks_of(s.conn, document_id=doc["id"])]
-                await s.conn.copy_records_to_table("chunks", columns=CHUNK_COLUMNS, records=[
+                await write_chunks(s.conn, [
                     (uuid.UUID(i), doc["id"], c.ordinal, c.heading_path, c.text, c.token_count,
                      [float(x) for x in d], sp.indices, sp.values)
-                    for i, c, d, sp in zip(ids, prep.chunks, dense, sparse, strict=True)])
+                    for i, c, d, sp in zip(ids, prep.chunks, dense, sparse, strict=True)], isolation=self.db.isolation)
         except BaseException:
             await index.delete_points(namespace, ids)  # the commit failed: take the new vectors back
             raise
