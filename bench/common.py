@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+
 _T0 = time.perf_counter()
 
 
@@ -194,11 +196,28 @@ async def interleaved_cpu(modes: dict[str, Callable[[], Awaitable[Any]]], total:
 MEMORY_SQL = "SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts"
 
 
+async def backend_memory_mb(conn: Any) -> float:
+    """Server-side memory (MB) of one connection's backend: its memory contexts when the role may
+    read pg_backend_memory_contexts (a superuser), else the backend process's private memory from
+    /proc (a server on this machine, e.g. the embedded one), else NaN (not measured)."""
+    try:
+        return (await conn.fetchval(MEMORY_SQL)) / 1048576
+    except asyncpg.InsufficientPrivilegeError:
+        pass
+    pid = await conn.fetchval("SELECT pg_backend_pid()")
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return math.nan
+    kv = dict(ln.split(":", 1) for ln in rollup.splitlines() if ":" in ln)
+    return sum(int(kv[f].split()[0]) for f in ("Private_Clean", "Private_Dirty") if f in kv) / 1024
+
+
 async def pool_backend_memory_mb(pool: Any) -> list[float]:
     """Server-side memory (MB) of every connection of an asyncpg pool, acquired all at once."""
     conns = [await pool.acquire() for _ in range(pool.get_max_size())]
     try:
-        return [(await c.fetchval(MEMORY_SQL)) / 1048576 for c in conns]
+        return [await backend_memory_mb(c) for c in conns]
     finally:
         for c in conns:
             await pool.release(c)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import random
 import sys
 import time
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
-from common import (MEMORY_SQL, BackgroundLoad, LoopLag, bounded_map,  # noqa: E402, I001
+from common import (BackgroundLoad, LoopLag, backend_memory_mb, bounded_map,  # noqa: E402, I001
                     compare_table, interleaved, lat3, log, machine, md_table, min_med_max,
                     pool_backend_memory_mb, ratio, rss_mb, scratch_settings, summarize,
                     targets_table, write_json)
@@ -127,7 +128,7 @@ async def raw_conn_memory(dsn: str, slugs: list[str], isolation: str) -> dict[st
     """One unrecycled connection: the op in every tenant (cold), then the last 500 again (warm)."""
     c = await asyncpg.connect(dsn)
     marks = {len(slugs) * k // 10 for k in (1, 2, 5, 10)}
-    curve, cold, warm = {0: (await c.fetchval(MEMORY_SQL)) / 2**20}, [], []
+    curve, cold, warm = {0: await backend_memory_mb(c)}, [], []
     try:
         for k, s in enumerate(slugs + slugs[-500:], 1):
             t0 = now()
@@ -137,7 +138,7 @@ async def raw_conn_memory(dsn: str, slugs: list[str], isolation: str) -> dict[st
                 await c.fetchrow(GET_TICKET, tid)
             (cold if k <= len(slugs) else warm).append(now() - t0)
             if k in marks:
-                curve[k] = (await c.fetchval(MEMORY_SQL)) / 2**20
+                curve[k] = await backend_memory_mb(c)
                 log(f"  raw connection: {k} tenants touched, {curve[k]:.1f} MB")
     finally:
         await c.close()
@@ -286,7 +287,7 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         ("scoped/raw_tx p50 @10", o10["ratio_p50_scoped_raw_tx"], 1.15),
         (f"scoped/raw_tx p50 @{n}", on["ratio_p50_scoped_raw_tx"], 1.15),
         (f"scoped p50@{n} / p50@10", r["ratio_p50_scoped_all_vs_10"], 1.2),
-        ("max server MB per pooled connection", max(mem.get("scoped_pool_mb") or [-1.0]), 100),
+        ("max server MB per pooled connection", max(mem.get("scoped_pool_mb") or [math.nan]), 100),
         *migrate_targets])
     return "\n".join([*out, "\n## Targets", table]), rows
 
