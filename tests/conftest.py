@@ -260,3 +260,16 @@ def connect_key(db: Database, kb):
             auth_context_var.reset(token)
 
     return _connect
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The CLI pointed at the session's database (in-process runs and subprocesses alike)."""
+    env = {"SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
+    if settings.database_url is not None:
+        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

@@ -12,19 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from support_mcp.cli import app
-from support_mcp.settings import Settings
 
 
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {"SUPPORT_MCP_DATA_DIR": str(settings.data_dir), "SUPPORT_MCP_LOG_LEVEL": "WARNING"}
-    if settings.database_url is not None:
-        env["SUPPORT_MCP_DATABASE_URL"] = settings.database_url.get_secret_value()
-    else:
-        monkeypatch.delenv("DATABASE_URL", raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
 
 
 def _run(*args: str) -> tuple[int, str, str]:

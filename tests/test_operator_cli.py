@@ -15,17 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from support_mcp.cli import app
-from support_mcp.settings import Settings
 
 
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SUPPORT_MCP_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
-    if settings.database_url is not None:
-        monkeypatch.setenv("SUPPORT_MCP_DATABASE_URL", settings.database_url.get_secret_value())
-    else:
-        monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str, str]:

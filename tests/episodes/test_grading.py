@@ -195,14 +195,6 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture
-def cli_env(settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SUPPORT_MCP_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("SUPPORT_MCP_LOG_LEVEL", "WARNING")
-    if settings.database_url is not None:
-        monkeypatch.setenv("SUPPORT_MCP_DATABASE_URL", settings.database_url.get_secret_value())
-    else:
-        monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
 def test_eval_tasks_cli(cli_env, tmp_path: Path) -> None:
