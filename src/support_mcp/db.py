@@ -244,13 +244,26 @@ class Database:
             except Exception as exc:
                 _reraise(exc, slug)
             return
-        async with self.connection() as conn:
-            try:
-                async with transaction(conn):
-                    tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
-                    yield Scope(conn, tenant_id, slug)
-            except Exception as exc:
-                _reraise(exc, slug)
+        for attempt in (1, 2):
+            async with self.connection() as conn:
+                try:
+                    async with transaction(conn):
+                        try:
+                            tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
+                        except asyncpg.InsufficientPrivilegeError as exc:
+                            if attempt == 2 or "set role" not in str(exc):
+                                raise
+                            raise _StaleMembership from exc
+                        yield Scope(conn, tenant_id, slug)
+                        return
+                except _StaleMembership:
+                    # PostgreSQL 16 caches a backend's role memberships, and a membership granted while
+                    # that cache was being rebuilt can stay missing from it (seen: 2 of 2,100 tenants
+                    # provisioned 4 at a time). A new backend reads the catalog afresh: drop this one.
+                    log.warning("db_stale_role_membership", tenant=slug)
+                    conn.terminate()
+                except Exception as exc:
+                    _reraise(exc, slug)
 
     async def enter_in_transaction(
         self, conn: asyncpg.Connection, slug: str, *, allow_suspended: bool = True
@@ -267,6 +280,10 @@ class Database:
         except Exception as exc:
             _reraise(exc, slug)
         return Scope(conn, tenant_id, slug)
+
+
+class _StaleMembership(Exception):
+    """The app role's backend did not see its membership in a tenant role (see tenant_scope)."""
 
 
 def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:
