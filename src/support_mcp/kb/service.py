@@ -31,6 +31,12 @@ SHARED_TENANT = "_shared"  # the tenant whose documents are the shared global_do
 SHARED_NAMESPACE = "global_docs"
 
 
+
+def _source(doc: NewDocument) -> str:
+    """A document's identity: its source URI, else its title."""
+    return (doc.source_uri or f"title:{doc.title.strip()}").strip()
+
+
 class KnowledgeBase:
     def __init__(self, settings: Settings, db: Database, *, index: VectorIndex | None = None,
                  embedder: Any = None) -> None:
@@ -222,6 +228,63 @@ class KnowledgeBase:
         log.info("document_ingested", tenant=slug, chunks=len(prep.chunks), replaced=len(old))
         return IngestResult(document_id=doc["id"], title=prep.title, chunks=len(prep.chunks),
                             status="created" if doc["created"] else "updated")
+
+    async def load_documents(self, slug: str, docs: list[NewDocument]) -> int:
+        """Documents into a tenant whose knowledge base is EMPTY (an episode just provisioned or
+        reset), in bulk; returns the number of chunks. `ingest_documents` goes document by document
+        and first looks for an unchanged copy, right for the tools; here every document is chunked
+        and embedded in one pass (both cached per process: kb/embed_cache.py), all vectors go to the
+        index in ONE upsert, then ONE tenant transaction inserts the documents and every chunk. The
+        write order and the rows (ids, content hashes, model) are ingest's, so nothing can tell the
+        two paths apart. A later document with the same source replaces an earlier one, as
+        ingesting them one by one would."""
+        docs = list({_source(d): d for d in docs}.values())
+        if not docs:
+            return 0
+        emb, chunker = await self.embedder(), await self.chunker()
+        namespace, _ = await self.namespace(slug)
+        prepared: list[tuple[uuid.UUID, str, str, str, list[Any]]] = []
+        inputs: list[str] = []
+        for doc in docs:
+            title, text = doc.title.strip(), doc.text.strip()
+            digest = content_hash(self.settings, title, text, emb.model_id)
+            chunks = self.embedding_cache.chunks(digest)
+            if chunks is None:
+                chunks = await asyncio.to_thread(chunker.chunk, text, title)
+                self.embedding_cache.keep_chunks(digest, chunks)
+            if not chunks:
+                raise InvalidInput(f"document {title[:80]!r} has no text to index")
+            prepared.append((uuid.uuid4(), _source(doc), title, digest, chunks))
+            inputs += [chunker.embedding_input(title, c.heading_path, c.text) for c in chunks]
+        dense, sparse = await self.embedding_cache.passages(emb.model_id, inputs, emb.aembed_documents,
+                                                            emb.asparse_documents)
+        ids = [uuid.uuid4() for _ in inputs]
+        points, records, at = [], [], 0
+        for doc_id, _, _, _, chunks in prepared:
+            for c in chunks:
+                points.append(ChunkPoint(str(ids[at]), str(doc_id), dense[at], sparse[at]))
+                records.append((ids[at], doc_id, c.ordinal, c.heading_path, c.text, c.token_count,
+                                [float(x) for x in dense[at]], sparse[at].indices, sparse[at].values))
+                at += 1
+        index = await self.index()
+        await index.ensure_namespace(namespace, emb.dense_dim)
+        await index.upsert(namespace, points)  # 1. vectors, invisible to search until the commit
+        try:
+            async with self.db.tenant_scope(slug) as s:  # 2. every document and chunk in one transaction
+                for doc_id, source_uri, title, digest, _ in prepared:
+                    await queries.upsert_document(s.conn, id=doc_id, source_uri=source_uri, title=title,
+                                                  content_hash=digest, embedding_model=emb.model_id)
+                await write_chunks(s.conn, records, isolation=self.db.isolation)
+        except BaseException:
+            await index.delete_points(namespace, [str(i) for i in ids])
+            raise
+        log.info("documents_loaded", tenant=slug, documents=len(docs), chunks=len(points))
+        return len(points)
+
+    async def content_hashes(self, docs: list[NewDocument]) -> dict[str, str]:
+        """source URI -> the content hash ingest would record for each document (the last one per source)."""
+        model = (await self.embedder()).model_id
+        return {_source(d): content_hash(self.settings, d.title.strip(), d.text.strip(), model) for d in docs}
 
     async def delete_document(self, slug: str, document_id: uuid.UUID) -> None:
         namespace, _ = await self.namespace(slug)
