@@ -230,10 +230,8 @@ async def test_deletion_is_batched_and_resumable(rls: Database) -> None:
     await tenancy.create_tenant(rls, other, "F")
     await _seed(rls, slug, 7)
     await _seed(rls, other, 2)
-    async with rls.admin_scope() as conn:
-        tid = await conn.fetchval("SELECT id FROM public.tenants WHERE slug = $1", slug)
-    assert await isolation.delete_shared_rows(rls, tid, batch=2) == 7 * 3 + 1  # + its ticket counter
-    assert await isolation.delete_shared_rows(rls, tid, batch=2) == 0
+    assert await isolation.delete_shared_rows(rls, slug, batch=2) == 7 * 3 + 1  # + its ticket counter
+    assert await isolation.delete_shared_rows(rls, slug, batch=2) == 0
     await tenancy.delete_tenant(rls, slug)
     assert await _counts(rls, other) == (2, 2, 2)
 

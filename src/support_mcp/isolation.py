@@ -135,21 +135,20 @@ async def empty_tenant_rows(conn: asyncpg.Connection, *, keep: tuple[str, ...] =
                                f"WHERE tenant_id = {SHARED_SCHEMA}.current_tenant()")
 
 
-_AS_TENANT_SQL = "SELECT pg_catalog.set_config('support_mcp.tenant', $1::text, true)"
-
-
-async def delete_shared_rows(db: Database, tenant_id: UUID, *, batch: int = 5000) -> int:
+async def delete_shared_rows(db: Database, slug: str, *, batch: int = 5000) -> int:
     """Delete one tenant's rows from every shared table, `batch` rows per transaction (live
     requests never wait long behind it). Resumable: run it again after an interruption. As the
-    admin, itself held to the policies (FORCE), so it sets the tenant like the scoping point."""
+    admin, itself held to the policies (FORCE), so each batch enters the tenant through the scoping
+    point (`Database.enter_in_transaction`; the tenant is suspended by then)."""
     total = 0
     for table in TENANT_TABLES:
         sql = (f"DELETE FROM {SHARED_SCHEMA}.{table} WHERE ctid = ANY (ARRAY("
-               f"SELECT ctid FROM {SHARED_SCHEMA}.{table} WHERE tenant_id = $1 LIMIT $2))")
+               f"SELECT ctid FROM {SHARED_SCHEMA}.{table} WHERE tenant_id = {SHARED_SCHEMA}.current_tenant() "
+               f"LIMIT $1))")
         while True:
             async with db.admin_scope() as conn:
-                await conn.execute(_AS_TENANT_SQL, str(tenant_id))
-                status = await conn.execute(sql, tenant_id, batch)
+                await db.enter_in_transaction(conn, slug, allow_suspended=True)
+                status = await conn.execute(sql, batch)
             done = int(status.split()[-1])
             total += done
             if done < batch:

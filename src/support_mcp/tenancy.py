@@ -222,7 +222,7 @@ async def delete_tenant(db: Database, slug: str) -> None:
             if row is None:
                 raise NotFound(f"unknown tenant '{slug}'")
             await queries.set_tenant_status(conn, slug=slug, status="suspended")
-        rows = await isolation.delete_shared_rows(db, row["id"])
+        rows = await isolation.delete_shared_rows(db, slug)
         log.info("tenant_rows_deleted", tenant=slug, rows=rows)
     async with db.admin_scope() as conn:
         row = await queries.get_tenant(conn, slug=slug)
