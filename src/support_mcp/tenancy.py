@@ -70,27 +70,12 @@ class TenantInfo:
         return cls(**data)
 
 
-async def create_tenant(
-    db: Database,
-    slug: str,
-    name: str,
-    *,
-    stripe_account_id: str | None = None,
-    stripe_webhook_secret: str | None = None,
-    branding: dict[str, Any] | None = None,
-    policies: str | None = None,
-    tenant_migrations: list[migrations.Migration] | None = None,
-    rag_index_namespace: str | None = None,
-    status: str | None = None,
-) -> TenantInfo:
+async def create_tenant(db: Database, slug: str, name: str, **options: Any) -> TenantInfo:
     """Schema + role + latest template + registry row, all in one transaction (RLS mode: the
-    registry row only). `status`: 'active' (the default) or 'suspended' (a spare of the episodes'
-    warm pool, unreachable until claimed)."""
+    registry row only). `options` are `provision`'s; `status`: 'active' (the default) or
+    'suspended' (a spare of the episodes' warm pool, unreachable until claimed)."""
     async with db.admin_scope() as conn:
-        row = await provision(db, conn, slug, name, stripe_account_id=stripe_account_id,
-                              stripe_webhook_secret=stripe_webhook_secret, branding=branding, policies=policies,
-                              tenant_migrations=tenant_migrations, rag_index_namespace=rag_index_namespace,
-                              status=status)
+        row = await provision(db, conn, slug, name, **options)
     log.info("tenant_created", tenant=slug)
     return TenantInfo.from_row(row)
 
