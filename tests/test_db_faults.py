@@ -1,7 +1,7 @@
 """The scoping point under connection faults (issue 10, finding 6): a transaction's outcome is
-what the caller sees. A COMMIT that succeeded answers success even when giving the connection
-back fails afterwards; an error raised inside the transaction is never replaced by the failure
-of a ROLLBACK on a dead connection. Faults are real: the server terminates the backend."""
+what the caller sees. Giving a connection back never raises; an error raised inside the
+transaction is never replaced by the failure of a ROLLBACK on a dead connection; a connection lost
+during COMMIT says the outcome is unknown. Faults are real: the server terminates the backend."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ _TRAP = ("CREATE OR REPLACE FUNCTION pg_advisory_unlock_all() RETURNS void LANGU
 
 
 async def _arm_release_trap(conn, db: Database) -> None:  # noqa: ANN001 - the scope's connection
-    """Make the reset asyncpg runs when this connection goes back to the pool (its first statement
-    is `SELECT pg_advisory_unlock_all()`) terminate the backend, on the server, right after COMMIT:
-    a function of that name in the tenant's schema (RLS mode, where the app role may create
-    nothing: in a schema the admin makes for it), first on the session's search_path."""
+    """Plant a function named like the first one of asyncpg's own reset (`SELECT
+    pg_advisory_unlock_all()`) that terminates the backend: in the tenant's schema (RLS mode, where
+    the app role may create nothing: in a schema the admin makes for it), first on the session's
+    search_path."""
     if db.isolation == "rls":
         schema = "fault_trap"
         async with db.admin_scope() as admin:
@@ -48,19 +48,38 @@ async def _wait_gone(db: Database, pid: int) -> None:
     pytest.fail(f"backend {pid} is still alive")
 
 
-async def test_a_committed_write_succeeds_although_the_release_fails(db: Database, make_tenant) -> None:
+async def test_a_reset_function_planted_by_tenant_sql_never_runs(db: Database, make_tenant) -> None:
+    """SQL inside a tenant transaction plants a function named like the first one of asyncpg's
+    reset (`pg_advisory_unlock_all`) and puts its schema before pg_catalog on the session's
+    search_path. The reset that follows (folded into the scoping point's COMMIT; on release for
+    other connections) runs RESET ALL first and names pg_catalog's function, so the planted one never
+    runs (it ran before, as the app role, right after COMMIT)."""
     slug = await make_tenant("rel")
     async with db.tenant_scope(slug) as s:
         await s.conn.execute("INSERT INTO customers (name, email) VALUES ('Kept', 'kept@example.com')")
         pid = s.conn.get_server_pid()
         await _arm_release_trap(s.conn, db)
-    await _wait_gone(db, pid)  # the trap fired: the release really failed
     async with db.tenant_scope(slug) as s:
         assert await s.conn.fetchval("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
-        assert s.conn.get_server_pid() != pid
-    for _ in range(3):  # the pool recovered: later scopes work
-        async with db.tenant_scope(slug) as s:
-            assert await s.conn.fetchval("SELECT 1") == 1
+    assert await _backend_alive(db, pid), "the planted function ran (and ended the backend)"
+    async with db.connection() as conn:  # a connection of the pool outside a scope: the same reset
+        await conn.execute("SELECT set_config('search_path', 'fault_trap, pg_catalog', false)")
+        other = conn.get_server_pid()
+    assert await _backend_alive(db, other)
+
+
+async def test_giving_a_connection_back_never_raises(db: Database) -> None:
+    """The server ends a connection's backend before it goes back to the pool: its reset fails,
+    the pool drops it (logged), the caller's block still ends normally, the pool recovers."""
+    async with db.connection() as conn:
+        pid = conn.get_server_pid()
+        async with db.admin_scope() as admin:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await _wait_gone(db, pid)
+    for _ in range(3):
+        async with db.connection() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+            assert conn.get_server_pid() != pid
 
 
 async def test_an_error_inside_is_not_masked_by_a_dead_connection(db: Database, make_tenant) -> None:

@@ -13,6 +13,7 @@ GRANT SELECT (id, slug, name, schema_name, role_name, stripe_account_id, rag_ind
 
 GRANT EXECUTE ON FUNCTION
     public.support_mcp_enter_tenant(text, boolean),   -- the scoping point (reads the registry as the app role)
+    public.support_mcp_enter_tenant(text, uuid, boolean),   -- its one-round-trip form (sql/global/0017)
     public.support_mcp_key_by_prefix(text),           -- key verification: one prefix's row
     public.support_mcp_touch_keys(uuid[]),            -- api_keys.last_used_at
     public.support_mcp_tenant_stripe(text)            -- one tenant's webhook secret, by slug

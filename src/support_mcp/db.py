@@ -1,10 +1,10 @@
 """PostgreSQL access: the pool and THE scoping point.
 
 `Database.tenant_scope(slug)` is the only way code reaches a tenant's tables: it opens a
-transaction, calls `public.support_mcp_enter_tenant` (which refuses unknown and suspended
-tenants and sets search_path and role with is_local = true) and yields the connection.
-Nothing else in the code sets search_path or role. In RLS mode (isolation.py) it sets the
-transaction-local tenant instead, in the same round trip as BEGIN.
+transaction whose BEGIN carries the enter call (`public.support_mcp_enter_tenant`, which refuses
+unknown and suspended tenants and sets search_path and role with is_local = true; in RLS mode
+`support_mcp_enter_shared`, which sets the transaction-local tenant) and yields the connection
+(scoping.TenantScope). Nothing else in the code sets search_path, role or the tenant.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, NoReturn
 
@@ -22,6 +21,7 @@ import asyncpg
 
 from . import dberrors, isolation, privileges
 from .dbconn import ResettingConnection, init_connection, release, transaction
+from .scoping import Scope, TenantIds, TenantScope
 from .errors import InvalidInput, NotPermitted, SupportError, UpstreamUnavailable
 from .logging import get_logger
 from .settings import Settings
@@ -63,15 +63,6 @@ def validate_slug(slug: object) -> str:
     return slug
 
 
-@dataclass(frozen=True)
-class Scope:
-    """A tenant's open transaction: the connection and the tenant's id."""
-
-    conn: asyncpg.Connection
-    tenant_id: Any
-    slug: str
-
-
 class Database:
     """The two pools. `pool` is the request path's: a non-superuser, NOINHERIT app role that
     owns nothing (sql/privileges). `admin_pool` is the owner/admin's, for DDL and operator
@@ -97,7 +88,7 @@ class Database:
         self.app_password: str | None = None  # set on the app role at start (one URL only)
         self.dbtag = ""  # distinguishes role names of databases sharing one cluster
         self.isolation = settings.isolation  # as recorded in the database (checked at start)
-        self._shared = isolation.SharedScopes()
+        self.tenant_ids = TenantIds()  # slug -> id, for the scoping point (scoping.py)
 
     async def start(self, *, app: bool = True) -> Database:
         """Open the pools; as the admin, run `prepare` (the global migrations and the app role's
@@ -232,38 +223,10 @@ class Database:
         async with self.connection() as conn, transaction(conn):
             yield conn
 
-    @asynccontextmanager
-    async def tenant_scope(self, slug: str, *, allow_suspended: bool = False) -> AsyncIterator[Scope]:
+    def tenant_scope(self, slug: str, *, allow_suspended: bool = False) -> TenantScope:
         """THE scoping point: one transaction confined to one tenant's schema and role (schema
-        mode) or to its rows (RLS mode)."""
-        validate_slug(slug)
-        if self.isolation == "rls":
-            try:
-                async with self._shared.scope(self, slug, allow_suspended) as (conn, tenant_id):
-                    yield Scope(conn, tenant_id, slug)
-            except Exception as exc:
-                _reraise(exc, slug)
-            return
-        for attempt in (1, 2):
-            async with self.connection() as conn:
-                try:
-                    async with transaction(conn):
-                        try:
-                            tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
-                        except asyncpg.InsufficientPrivilegeError as exc:
-                            if attempt == 2 or "set role" not in str(exc):
-                                raise
-                            raise _StaleMembership from exc
-                        yield Scope(conn, tenant_id, slug)
-                        return
-                except _StaleMembership:
-                    # PostgreSQL 16 caches a backend's role memberships, and a membership granted while
-                    # that cache was being rebuilt can stay missing from it (seen: 2 of 2,100 tenants
-                    # provisioned 4 at a time). A new backend reads the catalog afresh: drop this one.
-                    log.warning("db_stale_role_membership", tenant=slug)
-                    conn.terminate()
-                except Exception as exc:
-                    _reraise(exc, slug)
+        mode) or to its rows (RLS mode). ``async with db.tenant_scope(slug) as scope``."""
+        return TenantScope(self, validate_slug(slug), allow_suspended)
 
     async def enter_in_transaction(
         self, conn: asyncpg.Connection, slug: str, *, allow_suspended: bool = True
@@ -274,16 +237,13 @@ class Database:
             raise RuntimeError("enter_in_transaction needs an open transaction")
         try:
             if self.isolation == "rls":
-                tenant_id = await self._shared.enter_in_transaction(conn, slug, allow_suspended)
+                tenant_id = await self.tenant_ids.lookup(conn, slug)
+                await conn.execute(isolation.ENTER_SHARED_SQL, slug, tenant_id, allow_suspended)
             else:
                 tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
         except Exception as exc:
             _reraise(exc, slug)
         return Scope(conn, tenant_id, slug)
-
-
-class _StaleMembership(Exception):
-    """The app role's backend did not see its membership in a tenant role (see tenant_scope)."""
 
 
 def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:

@@ -17,25 +17,51 @@ from .logging import get_logger
 log = get_logger("support_mcp.db")
 
 
+# The session reset when a connection goes back to the pool. asyncpg's own (RESET ALL and the
+# rest) leaves a session-level SET ROLE in place (SQL run inside a tenant transaction could leave
+# the connection as another role): RESET ROLE too. RESET ALL comes first and the function is
+# schema-qualified, so a function that SQL in a tenant transaction planted under that name, with a
+# session search_path putting it before pg_catalog, never runs here (as the app role).
+RESET_SQL = "RESET ALL;\nRESET ROLE;\nSELECT pg_catalog.pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;"
+
+
 class ResettingConnection(asyncpg.Connection):
-    """The pool's reset on release is RESET ALL, which leaves a session-level SET ROLE in place
-    (SQL run inside a tenant transaction could leave the connection as another role): drop it
-    too, in the same round trip."""
+    """A pooled connection whose reset on release is RESET_SQL.
+
+    The scoping point saves two round trips per transaction: its enter statement rides with
+    asyncpg's plain ``BEGIN;`` (`begin_with`), and the reset rides with its ``COMMIT;``
+    (`commit_with_reset`), after which the pool's release sends nothing."""
 
     _begin_with: str | None = None
+    _reset_on_commit = False
+    _was_reset = False
 
     def get_reset_query(self) -> str:
-        return super().get_reset_query() + "\nRESET ROLE;"
+        was_reset, self._was_reset, self._reset_on_commit = self._was_reset, False, False
+        return "" if was_reset else RESET_SQL
 
     def begin_with(self, sql: str | None) -> None:
         """The next top-level BEGIN (asyncpg's Transaction.start) carries `sql` in the same simple
-        query: one round trip instead of two (the RLS scoping point; `sql` is built from checked
+        query: one round trip instead of two (the scoping point; `sql` is built from checked
         values only)."""
         self._begin_with = sql
 
+    def commit_with_reset(self) -> None:
+        """The next top-level COMMIT also resets the session (RESET_SQL) in its round trip,
+        and the pool's reset on release then sends nothing. For a transaction whose connection goes
+        back to the pool right after its COMMIT (the scoping point): a failed COMMIT runs none of
+        the reset, and the release resets as usual."""
+        self._reset_on_commit = True
+
     async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
-        if self._begin_with is not None and query == "BEGIN;" and not args:
-            query, self._begin_with = query + " " + self._begin_with, None
+        if not args:
+            if self._begin_with is not None and query == "BEGIN;":
+                query, self._begin_with = query + " " + self._begin_with, None
+            elif self._reset_on_commit and query == "COMMIT;":
+                self._reset_on_commit = False
+                status = await super().execute(query + "\n" + RESET_SQL, timeout=timeout)
+                self._was_reset = True
+                return status
         return await super().execute(query, *args, timeout=timeout)
 
     def begin_pending(self) -> bool:

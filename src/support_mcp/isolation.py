@@ -3,27 +3,21 @@
 - ``schema`` (default): a schema and a NOLOGIN role per tenant (sql/tenant, one ledger per
   schema). The scoping point calls ``support_mcp_enter_tenant``, which sets search_path and role.
 - ``rls``: the tenant tables exist once, in schema ``shared`` (sql/shared, migrated once), with a
-  ``tenant_id`` column and forced row-level security. The scoping point sends ``BEGIN`` and
-  ``support_mcp_enter_shared`` in one round trip; that function checks the tenant and sets the
-  transaction-local ``support_mcp.tenant`` the policies compare with.
+  ``tenant_id`` column and forced row-level security. The scoping point (scoping.py) sends
+  ``BEGIN`` and ``support_mcp_enter_shared`` in one round trip; that function checks the tenant
+  and sets the transaction-local ``support_mcp.tenant`` the policies compare with.
 
 The named queries (sql/queries) are the same in both modes. This module decides which mode a
-database is in and holds the RLS half of the scoping point; db.Database calls it.
+database is in, and empties a tenant's rows from the shared tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from . import dberrors
-from .dberrors import UNKNOWN_TENANT
-from .dbconn import transaction
-from .errors import NotFound, NotPermitted
+from .errors import NotPermitted
 
 if TYPE_CHECKING:
     from .db import Database
@@ -36,9 +30,7 @@ _MODE_SQL = "SELECT mode FROM public.support_mcp_isolation"
 _RECORD_SQL = """INSERT INTO public.support_mcp_isolation (mode)
 SELECT CASE WHEN EXISTS (SELECT 1 FROM public.tenants) THEN 'schema' ELSE $1 END
 ON CONFLICT (singleton) DO NOTHING"""
-_TENANT_ID_SQL = "SELECT id FROM public.tenants WHERE slug = $1"
-_ENTER_SHARED_SQL = "SELECT public.support_mcp_enter_shared($1, $2, $3)"
-_ID_CACHE_LIMIT = 100_000
+ENTER_SHARED_SQL = "SELECT public.support_mcp_enter_shared($1, $2, $3)"
 
 
 def mismatch(recorded: str, wanted: str) -> NotPermitted:
@@ -64,58 +56,6 @@ async def recorded_mode(conn: asyncpg.Connection) -> str:
         return await conn.fetchval(_MODE_SQL) or "schema"
     except asyncpg.UndefinedTableError:
         return "schema"
-
-
-class SharedScopes:
-    """The RLS half of the scoping point. Keeps slug -> tenant id (ids never change; the enter
-    function re-checks the pair and the status in every transaction, so a stale entry can only
-    fail, and is then looked up once more)."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, UUID] = {}
-
-    async def _lookup(self, conn: asyncpg.Connection, slug: str) -> UUID:
-        tenant_id = await conn.fetchval(_TENANT_ID_SQL, slug)
-        if tenant_id is None:
-            raise NotFound(f"unknown tenant '{slug}'")
-        if len(self._ids) >= _ID_CACHE_LIMIT:
-            self._ids.clear()
-        self._ids[slug] = tenant_id
-        return tenant_id
-
-    def forget(self, slug: str) -> None:
-        self._ids.pop(slug, None)
-
-    @asynccontextmanager
-    async def scope(self, db: Database, slug: str, allow_suspended: bool) -> AsyncIterator[tuple[Any, UUID]]:
-        """(connection, tenant id) inside one transaction entered for `slug`. The slug has passed
-        validate_slug and the id came from the registry, so both are safe as literals: BEGIN and
-        the enter call travel as one simple query."""
-        for attempt in range(2):
-            cached = self._ids.get(slug) if attempt == 0 else None
-            started = False
-            async with db.connection() as conn:
-                tenant_id = cached or await self._lookup(conn, slug)
-                enter = (f"SELECT public.support_mcp_enter_shared('{slug}', '{tenant_id}', "
-                         f"{'true' if allow_suspended else 'false'})")
-                try:
-                    async with transaction(conn, enter=enter):
-                        started = True
-                        yield conn, tenant_id
-                    return
-                except asyncpg.PostgresError as exc:
-                    if not started and cached is not None and exc.sqlstate == UNKNOWN_TENANT:
-                        self.forget(slug)  # deleted, or deleted and created again: look it up once more
-                        continue
-                    mapped = dberrors.translate(exc, tenant=slug)  # here, where the slug is known
-                    if mapped is None:
-                        raise
-                    raise mapped from exc
-
-    async def enter_in_transaction(self, conn: asyncpg.Connection, slug: str, allow_suspended: bool) -> UUID:
-        tenant_id = await self._lookup(conn, slug)
-        await conn.execute(_ENTER_SHARED_SQL, slug, tenant_id, allow_suspended)
-        return tenant_id
 
 
 # Every shared table holding tenant data, children before parents: the order deletion empties
