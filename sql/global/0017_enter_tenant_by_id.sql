@@ -9,17 +9,22 @@ RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    t record;
+    st text;
+    path text;
+    role text;
 BEGIN
-    SELECT status, schema_name, role_name INTO t FROM public.tenants WHERE slug = p_slug AND id = p_id;
-    IF NOT FOUND OR t.schema_name IS NULL THEN
+    -- one statement (each is an executor run of its own): check and set; a refused tenant raises
+    -- below, which aborts the transaction, and the settings with it
+    SELECT status, pg_catalog.set_config('search_path', pg_catalog.quote_ident(schema_name), true),
+           pg_catalog.set_config('role', role_name, true)
+      INTO st, path, role
+      FROM public.tenants WHERE slug = p_slug AND id = p_id AND schema_name IS NOT NULL;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown tenant' USING ERRCODE = 'SM404';
     END IF;
-    IF t.status <> 'active' AND NOT p_allow_suspended THEN
+    IF st <> 'active' AND NOT p_allow_suspended THEN
         RAISE EXCEPTION 'tenant suspended' USING ERRCODE = 'SM423';
     END IF;
-    PERFORM pg_catalog.set_config('search_path', pg_catalog.quote_ident(t.schema_name), true);
-    PERFORM pg_catalog.set_config('role', t.role_name, true);
 END
 $$;
 REVOKE ALL ON FUNCTION public.support_mcp_enter_tenant(text, uuid, boolean) FROM PUBLIC;
