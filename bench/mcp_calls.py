@@ -1,6 +1,8 @@
 """MCP call bench (not a test): create_ticket / list_tickets latency via a direct domain call,
 in-memory MCP, stdio and stateless HTTP (JSON responses), then throughput of 16 HTTP clients over
-N tenants vs in-process scoped calls vs raw asyncpg. Markdown on stdout, JSON to --out.
+N tenants vs a bare SDK MCPServer over the same HTTP (bench/bare_mcp_server.py: the SDK's own floor)
+vs in-process scoped calls vs raw asyncpg. --isolation schema|rls picks the scratch database's
+isolation mode. Markdown on stdout, JSON to --out.
 All processes log at WARNING (the INFO tool_call line per call is left out of every path).
 """
 
@@ -24,6 +26,7 @@ from mcp.types import INVALID_REQUEST
 
 _HERE = Path(__file__).resolve().parent  # last on sys.path: bench/stripe.py must not shadow the stripe SDK
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
+from bare_mcp_server import GET_TICKET, INS_TICKET  # noqa: E402, I001  (the same SQL as the bare server's tools)
 from common import (bench_main, bench_parser, bounded_map, interleaved_cpu, log, machine, md_table, ratio, rss_mb,  # noqa: E402, I001
                     scratch_settings, summarize)
 from support_mcp import keys, migrations, tenancy  # noqa: E402
@@ -37,12 +40,11 @@ CONC = 16
 CUSTOMER = uuid.UUID(int=1)  # every tenant (and bench_single) gets this customer upfront
 CID = str(CUSTOMER)
 INS_CUSTOMER = "INSERT INTO customers (id, name) VALUES ($1, 'Bench customer')"
-INS_TICKET = "INSERT INTO tickets (customer_id, subject) VALUES ($1, $2) RETURNING id"
-GET_TICKET = "SELECT id, number, subject, status, created_at FROM tickets WHERE id = $1"
 W, R = "lat_w", "lat_r"  # latency tenants: creates go to W so R keeps its ~200 tickets
 TICKET = {"subject": "Printer on fire", "description": "It is on fire. Please advise."}
 LIST = {"tenant": R, "limit": 20}
-MODES = ("mcp_http", "scoped_in_process", "raw_asyncpg")
+MODES = ("mcp_http", "bare_mcp_http", "scoped_in_process", "raw_asyncpg")
+SERVE = ["-m", "support_mcp", "serve", "--transport", "http", "--stateless", "--json-response", "--all-tenants"]
 now = time.perf_counter
 Op = Callable[[], Awaitable[Any]]
 
@@ -80,13 +82,21 @@ def server_env(st: Any) -> dict[str, str]:
     return env
 
 
-async def start_http(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, int]:
+def bare_env(dsn: str) -> dict[str, str]:
+    """The bare server's environment: the admin DSN (search_path bench_single is set by its pool)."""
+    return {**os.environ, "BENCH_BARE_DSN": dsn}
+
+
+def bare_args(st: Any) -> list[str]:
+    return [str(_HERE / "bare_mcp_server.py"), "--pool-size", str(CONC), "--max-queries", str(st.db_pool_max_queries)]
+
+
+async def start_http(args: list[str], env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """`python <args> --port <free port>`, returned once the port accepts connections."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "support_mcp", "serve", "--transport", "http", "--stateless",
-        "--json-response", "--all-tenants", "--port", str(port), env=env, cwd=str(cwd))
+    proc = await asyncio.create_subprocess_exec(sys.executable, *args, "--port", str(port), env=env, cwd=str(cwd))
     for _ in range(600):
         with contextlib.suppress(OSError):
             (await asyncio.open_connection("127.0.0.1", port))[1].close()
@@ -97,11 +107,13 @@ async def start_http(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess
     raise RuntimeError(f"HTTP server did not come up (exit code {proc.returncode})")
 
 
-async def shutdown(http: Any, st: Any, raw: Any, db: Any) -> None:
-    """Stop the server subprocess, release pgserver handles it held, close the pools."""
-    if http is not None and http.returncode is None:
-        http.terminate()
-        await asyncio.wait_for(http.wait(), 15)
+async def shutdown(procs: list[Any], st: Any, raw: Any, db: Any) -> None:
+    """Stop the server subprocesses, release pgserver handles they held, close the pools."""
+    for p in procs:
+        if p.returncode is None:
+            p.terminate()
+    for p in procs:
+        await asyncio.wait_for(p.wait(), 15)
     if dead := release_pg_handles(st):
         log(f"pgserver handle list still held exited server pids {dead}: removed")
     if raw is not None:
@@ -223,8 +235,10 @@ async def run_for(ops: list[Op], seconds: float) -> tuple[list[float], float]:
     return lat, now() - start
 
 
-async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int, slugs: list[str],
+async def throughput(db: Database, raw: asyncpg.Pool, urls: dict[str, str], pids: dict[str, int], slugs: list[str],
                      seconds: float, rounds: int, warm: float) -> dict[str, Any]:
+    """Modes interleaved in rotated order; `urls` and `pids`: the HTTP servers of mcp_http and
+    bare_mcp_http (the other modes charge our idle server's CPU to "server")."""
     async with db.connection() as conn:  # a local server's postmaster: parent of our backend
         backend = await conn.fetchval("SELECT pg_backend_pid()")
     postmaster = psutil.Process(backend).parent() if psutil.pid_exists(backend) else None
@@ -246,22 +260,31 @@ async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int,
             await call(c, "get_ticket", {"tenant": t, "ticket": created["id"]})
         return op
 
+    def bare_op(c: mcp.Client) -> Op:  # no tenant: one plain schema, like raw_asyncpg
+        async def op() -> None:
+            created = await call(c, "create_ticket", {**TICKET, "customer_id": CID})
+            await call(c, "get_ticket", {"ticket_id": created["id"]})
+        return op
+
     acc = {m: {"lat": [], "wall": 0.0, "cpu": {}, "round_ops_s": []} for m in MODES}
     async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(mcp.Client(url)) for _ in range(CONC)]
-        modes = dict(zip(MODES, ([mcp_op(c) for c in clients], [scoped_op] * CONC, [raw_op] * CONC)))
+        clients = {k: [await stack.enter_async_context(mcp.Client(u)) for _ in range(CONC)] for k, u in urls.items()}
+        modes = dict(zip(MODES, ([mcp_op(c) for c in clients["mcp_http"]], [bare_op(c) for c in clients["bare_mcp_http"]],
+                                 [scoped_op] * CONC, [raw_op] * CONC)))
         for m in MODES:
             await run_for(modes[m], warm)
         for r in range(rounds):
-            for m in MODES[r % 3:] + MODES[:r % 3]:
-                c0 = cpu_snapshot(server_pid, postmaster)
+            for m in MODES[r % len(MODES):] + MODES[:r % len(MODES)]:
+                pid = pids.get(m, pids["mcp_http"])
+                c0 = cpu_snapshot(pid, postmaster)
                 lat, wall = await run_for(modes[m], seconds / rounds)
-                c1, a = cpu_snapshot(server_pid, postmaster), acc[m]
+                c1, a = cpu_snapshot(pid, postmaster), acc[m]
                 a["lat"], a["wall"] = a["lat"] + lat, a["wall"] + wall
                 a["round_ops_s"].append(len(lat) / wall)
                 a["cpu"] = {k: a["cpu"].get(k, 0.0) + c1[k] - c0[k] for k in c1}
             log(f"  round {r + 1}/{rounds}: ops/s " + ", ".join(f"{m} {acc[m]['round_ops_s'][-1]:.0f}" for m in MODES))
-    out: dict[str, Any] = {"server_rss_mb": psutil.Process(server_pid).memory_info().rss / 2**20}
+    out: dict[str, Any] = {f"{k}_server_rss_mb": psutil.Process(p).memory_info().rss / 2**20 for k, p in pids.items()}
+    out["server_rss_mb"] = out["mcp_http_server_rss_mb"]
     for m, a in acc.items():
         ops, cpu = len(a["lat"]), a["cpu"]
         pct = {k: 100 * v / a["wall"] for k, v in cpu.items()}
@@ -271,7 +294,8 @@ async def throughput(db: Database, raw: asyncpg.Pool, url: str, server_pid: int,
         out[m] = {**summarize(a["lat"]), "ops": ops, "seconds": a["wall"], "ops_per_s": ops / a["wall"],
                   "round_ops_s": a["round_ops_s"], "cpu_pct": pct, "cpu_ms_per_op": per_op,
                   "capacity_ops_s": 2000 / per_op["sum"] if per_op["sum"] > 0 else math.nan}
-    for a, b in (("mcp_http", "raw_asyncpg"), ("mcp_http", "scoped_in_process"), ("scoped_in_process", "raw_asyncpg")):
+    for a, b in (("mcp_http", "raw_asyncpg"), ("mcp_http", "scoped_in_process"), ("scoped_in_process", "raw_asyncpg"),
+                 ("mcp_http", "bare_mcp_http"), ("bare_mcp_http", "raw_asyncpg")):
         out[f"ratio_{a}_{b}"] = ratio(out[a]["ops_per_s"], out[b]["ops_per_s"])
         out[f"capacity_ratio_{a}_{b}"] = ratio(out[a]["capacity_ops_s"], out[b]["capacity_ops_s"])
     return out
@@ -286,13 +310,14 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {"machine": machine(), "config": cfg, "loadavg_start": os.getloadavg()}
     async with scratch_settings(a.database_url, prefix="sm_mcpcalls", db_pool_min_size=1,
                                 db_pool_max_size=CONC, isolation=a.isolation) as st:
-        db, raw, http = await migrations.database(st).start(), None, None
+        db, raw, procs = await migrations.database(st).start(), None, []
         try:
             async with db.connection() as c:
                 cfg["server_version"] = await c.fetchval("SHOW server_version")
             await seed(db, [W, R])
             env = server_env(st)
-            http, port = await start_http(env, st.data_dir)
+            http, port = await start_http(SERVE, env, st.data_dir)
+            procs.append(http)
             url = f"http://127.0.0.1:{port}/mcp"
             log(f"1. latency: 10 cells x {n} calls, {rounds} interleaved rounds")
             res["latency"] = lat = await latency(db, st, env, url, n, rounds, warm)
@@ -306,11 +331,15 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             res["provision_s"] = now() - t0
             raw = await asyncpg.create_pool(db.admin_dsn, min_size=CONC, max_size=CONC, max_queries=st.db_pool_max_queries,
                                             server_settings={"search_path": "bench_single"})
+            bare, bare_port = await start_http(bare_args(st), bare_env(db.admin_dsn), st.data_dir)
+            procs.append(bare)
+            urls = {"mcp_http": url, "bare_mcp_http": f"http://127.0.0.1:{bare_port}/mcp"}
             log(f"3. throughput: {CONC} workers, {secs:.0f} s per mode in {t_rounds} rounds")
-            res["throughput"] = await throughput(db, raw, url, http.pid, slugs, secs, t_rounds, t_warm)
+            res["throughput"] = await throughput(db, raw, urls, {"mcp_http": http.pid, "bare_mcp_http": bare.pid},
+                                                 slugs, secs, t_rounds, t_warm)
         finally:
-            log("stopping the server subprocess and the database")
-            await shutdown(http, st, raw, db)
+            log("stopping the server subprocesses and the database")
+            await shutdown(procs, st, raw, db)
     res["client_rss_mb"], res["loadavg_end"] = rss_mb(), os.getloadavg()
     return res
 
@@ -337,11 +366,17 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                  "limit": ">= 0.35"},
                 {"target": "same from CPU ms per op (2000/sum)",
                  "value": tp["capacity_ratio_mcp_http_raw_asyncpg"], "limit": ">= 0.35"}]
+    applies = "target" if c["isolation"] == "rls" else "informative: the target applies to rls isolation"
+    targets += [{"target": f"HTTP MCP ops/s / bare MCPServer ops/s ({applies})",
+                 "value": tp["ratio_mcp_http_bare_mcp_http"], "limit": ">= 0.8"},
+                {"target": f"same from CPU ms per op (2000/sum) ({applies})",
+                 "value": tp["capacity_ratio_mcp_http_bare_mcp_http"], "limit": ">= 0.8"}]
     for t in targets:
         lim = float(t["limit"][3:])
         t["met"] = t["value"] <= lim if t["limit"].startswith("<=") else t["value"] >= lim
     load = " -> ".join("/".join(f"{x:.1f}" for x in r[k]) for k in ("loadavg_start", "loadavg_end"))
-    out = [f"# MCP call bench: {c['server']} PostgreSQL {c['server_version']}, {r['machine']['cpus']} CPUs, "
+    out = [f"# MCP call bench ({c['isolation']} isolation): {c['server']} PostgreSQL {c['server_version']}, "
+           f"{r['machine']['cpus']} CPUs, "
            f"{'quick' if c['quick'] else 'full'} run, load average {load}",
            f"\n## 1. Latency per call, concurrency 1 ({c['calls_per_cell']} calls per cell, {c['rounds']} "
            "interleaved rounds; ms)",
@@ -360,10 +395,16 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
            "processes had both cores to themselves (robust to other load on the machine)\n",
            md_table(["mode", "% client", "% server", "% postgres", "% other processes", "% machine",
                      "ms/op client", "ms/op server", "ms/op postgres", "ms/op sum", "2000/sum", "vs raw"], cpu_rows),
-           f"\nmcp_http / scoped_in_process: {tp['ratio_mcp_http_scoped_in_process']:.2f}; scoped_in_process / "
-           f"raw: {tp['ratio_scoped_in_process_raw_asyncpg']:.2f}; server RSS {tp['server_rss_mb']:.0f} MB; "
+           f"\nmcp_http / bare_mcp_http: {tp['ratio_mcp_http_bare_mcp_http']:.2f}; mcp_http / scoped_in_process: "
+           f"{tp['ratio_mcp_http_scoped_in_process']:.2f}; bare_mcp_http / raw: {tp['ratio_bare_mcp_http_raw_asyncpg']:.2f}; "
+           f"scoped_in_process / raw: {tp['ratio_scoped_in_process_raw_asyncpg']:.2f}; server RSS "
+           f"{tp['server_rss_mb']:.0f} MB (bare server {tp['bare_mcp_http_server_rss_mb']:.0f} MB); "
            f"provisioning {c['tenants']} tenants took {r['provision_s']:.1f} s. raw_asyncpg = autocommit insert + "
-           "select by id on one plain schema; scoped_in_process = the domain calls via Database.tenant_scope.",
+           "select by id on one plain schema; bare_mcp_http = the same two statements as two tools of a bare SDK "
+           "MCPServer in its own process (bench/bare_mcp_server.py: no auth, guard, audit or tenancy), same HTTP "
+           "transport settings and client code as mcp_http (the SDK's floor); scoped_in_process = the domain calls "
+           "via Database.tenant_scope; % server and ms/op server: the bare server's process in bare_mcp_http, ours "
+           "(idle) in the in-process modes.",
            "\n## Targets", md_table(["target", "value", "limit", "met"],
                                     [[t["target"], t["value"], t["limit"], t["met"]] for t in targets])]
     return "\n".join(out), targets
