@@ -112,6 +112,23 @@ async def search_latency(kb: KnowledgeBase, slug: str, n: int, rerank: bool = Fa
     return summarize(times), lag.max_ms()
 
 
+async def search_during_optimize(kb: KnowledgeBase, index, slug: str) -> tuple[dict | None, str]:
+    """search_docs latencies while the worker's child builds the namespace's HNSW index (from the
+    moment the child has the copy open until the swap), and how the optimize ended."""
+    ns = (await kb.namespace(slug))[0]
+    job = asyncio.create_task(index.optimize(ns))
+    while (await index.optimize_status(ns))["state"] in ("idle", "queued", "copying", "starting") and not job.done():
+        await asyncio.sleep(0.02)
+    times, i = [], 0
+    while (await index.optimize_status(ns))["state"] == "optimizing":
+        t0 = time.perf_counter()
+        await kb.search(slug, QUERIES[i % len(QUERIES)] + f" {i}", limit=5)
+        times.append(time.perf_counter() - t0)
+        i += 1
+    state = (await job)["state"]
+    return (summarize(times) if times else None), state
+
+
 async def ingest_vs_bare(kb: KnowledgeBase, db: Database, n_chunks: int, rounds: int) -> dict:
     emb, chunker = await kb.embedder(), await kb.chunker()
     rng = random.Random(7)
@@ -151,7 +168,8 @@ async def ingest_vs_bare(kb: KnowledgeBase, db: Database, n_chunks: int, rounds:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    async with scratch_settings(args.database_url, prefix="sm_search") as s:
+    # Automatic optimize off: the idle rows measure brute force; the optimize runs when the bench asks.
+    async with scratch_settings(args.database_url, prefix="sm_search", kb_auto_optimize_points=0) as s:
         db = await migrations.database(s).start()
         kb = KnowledgeBase(s, db)
         out: dict = {"machine": machine(), "args": vars(args)}
@@ -172,9 +190,9 @@ async def run(args: argparse.Namespace) -> dict:
         log("search latency (embedded engine)")
         out["edge_big"], out["edge_big_stall_ms"] = await search_latency(kb, "big", args.queries)
         out["edge_small"], out["edge_small_stall_ms"] = await search_latency(kb, slugs[0], args.queries)
-        log("optimize() the big namespace (HNSW), then search again")
+        log("background optimize of the big namespace (HNSW): search meanwhile, then again after")
         t0 = time.perf_counter()
-        await index.optimize((await kb.namespace("big"))[0])
+        out["edge_big_during_opt"], out["optimize_state"] = await search_during_optimize(kb, index, "big")
         out["optimize_s"] = time.perf_counter() - t0
         out["edge_big_opt"], out["edge_big_opt_stall_ms"] = await search_latency(kb, "big", args.queries)
         if await kb.reranker() is not None:  # SUPPORT_MCP_KB_RERANK=on with a model directory
@@ -200,13 +218,24 @@ def _met(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "missed")
 
 
+def during_row(r: dict) -> list[str]:
+    """Search while the background optimize runs, against the idle (same brute-force index) p50."""
+    dur, idle = r.get("edge_big_during_opt"), r["edge_big"]
+    name = "same, during the background optimize (child building the index; ratio to idle p50)"
+    if not dur:
+        return [name, f"not measured: the optimize ended ({r['optimize_state']}) before a search", "p50 ≤ 25 ms", ""]
+    return [name, f"{fmt(dur['p50'])} / {fmt(dur['p99'])} ms ({fmt(dur['p50'] / idle['p50'])}×, {dur['n']} searches)",
+            "p50 ≤ 25 ms", _met(dur["p50"] <= 25)]
+
+
 def report(r: dict) -> str:
     ing, rss = r["ingest"], r["rss_loaded_mb"]
     big, opt, small = r["edge_big"], r["edge_big_opt"], r["edge_small"]
     rows = [
         ["search_docs p50 / p99, 50k-chunk tenant (embedded engine)", f"{fmt(big['p50'])} / {fmt(big['p99'])} ms",
          "p50 ≤ 25 ms", _met(big["p50"] <= 25)],
-        ["same, after `docs optimize` (HNSW; took " + fmt(r["optimize_s"], 0) + " s)",
+        during_row(r),
+        ["same, after the optimize (HNSW; took " + fmt(r["optimize_s"], 0) + " s: " + r["optimize_state"] + ")",
          f"{fmt(opt['p50'])} / {fmt(opt['p99'])} ms", "p50 ≤ 25 ms", _met(opt["p50"] <= 25)],
         ["event-loop stall during those searches (max)", f"{fmt(r['edge_big_opt_stall_ms'])} ms", "≤ 5 ms",
          _met(r["edge_big_opt_stall_ms"] <= 5)],

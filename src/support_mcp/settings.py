@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     kb_worker_idle_seconds: float = Field(
         default=300, ge=1, description="The embedded engine's worker process exits after this long unused."
     )
+    kb_auto_optimize_points: int = Field(
+        default=8000, ge=0, description="The embedded engine builds a namespace's HNSW index in the background "
+        "(a child process on a copy; searches go on) once a bulk write leaves at least this many of its points "
+        "outside one. 0: only `docs optimize`. Qdrant indexes segments of ~10 MB of vectors (~6,500 chunks at "
+        "384 dimensions), so lower values only add useless attempts.")
 
     # --- Stripe Connect ----------------------------------------------------------------
     stripe_api_key: SecretStr | None = Field(

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from ..db import Database, validate_slug
-from ..errors import InvalidInput, SupportError
+from ..errors import InvalidInput, NotFound, SupportError, UpstreamUnavailable
 from ..kb.extract import SUFFIXES, load_file, scan
+from ..kb.index import NamespaceNotFoundError
 from ..kb.service import KnowledgeBase
 from .common import fail, progress_bar, run_with_db, usage
 
@@ -127,24 +128,66 @@ def reindex(tenant: str | None = TenantOpt, shared: bool = GlobalOpt) -> None:
     typer.echo(f"reindexed {n} chunks")
 
 
+async def _engine_call(kb: KnowledgeBase, slug: str, what: str, **kw):  # noqa: ANN202 - the worker's dict
+    """``optimize`` or ``optimize_status`` of the slug's namespace on the embedded engine."""
+    from ..kb.index_edge import EdgeWorkerError  # numpy: only when the command runs
+
+    index = await kb.index()
+    if not hasattr(index, "optimize_status"):
+        raise InvalidInput("only the embedded engine needs this; a Qdrant server optimizes itself")
+    namespace = (await kb.namespace(slug))[0]
+    try:
+        return {"namespace": namespace, **await getattr(index, what)(namespace, **kw)}
+    except NamespaceNotFoundError:
+        raise NotFound(f"'{slug}' has no knowledge-base index yet (ingest documents first)") from None
+    except EdgeWorkerError as exc:  # e.g. the optimizer child died: the namespace is unchanged
+        raise UpstreamUnavailable(str(exc)) from None
+
+
 @app.command("optimize")
-def optimize(tenant: str | None = TenantOpt, shared: bool = GlobalOpt) -> None:
-    """Build the embedded engine's HNSW index for a large knowledge base (after a bulk ingest).
+def optimize(tenant: str | None = TenantOpt, shared: bool = GlobalOpt,
+             wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for it to finish.")) -> None:
+    """Build the embedded engine's HNSW index of a knowledge base now (after a bulk ingest).
 
-    Slow for big namespaces (minutes at 50k chunks) and it pauses the engine meanwhile: run it
-    at quiet times. A Qdrant server optimizes by itself."""
+    It runs in the background in a child process on a copy of the namespace, so searches and
+    writes go on meanwhile (the copy doubles its disk use until it is swapped in); the engine
+    also does this by itself after bulk ingests (SUPPORT_MCP_KB_AUTO_OPTIMIZE_POINTS). Joins
+    one already running. A Qdrant server optimizes by itself."""
 
-    async def go(db: Database) -> bool:
+    async def go(db: Database) -> dict:
         kb = KnowledgeBase(db.settings, db)
         try:
-            slug = await _slug(kb, tenant, shared)
-            index = await kb.index()
-            if not hasattr(index, "optimize"):
-                raise InvalidInput("only the embedded engine needs this; a Qdrant server optimizes itself")
-            namespace, _ = await kb.namespace(slug)
-            return await index.optimize(namespace)
+            return await _engine_call(kb, await _slug(kb, tenant, shared), "optimize", wait=wait)
         finally:
             await kb.close()
 
-    done = run_with_db(go)
-    typer.echo("optimized" if done else "nothing to optimize")
+    job = run_with_db(go)
+    messages = {"optimized": f"optimized in {job['seconds']:.1f} s", "unchanged": "nothing to optimize"}
+    typer.echo(messages.get(job["state"], f"{job['state']} in the background (docs status shows progress)"))
+
+
+@app.command("status")
+def status(tenant: str | None = TenantOpt, shared: bool = GlobalOpt,
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """The embedded engine's index of a knowledge base: points, how many lack the HNSW index, and
+    the last or running background optimize (RLS mode: of the one shard every tenant shares)."""
+
+    async def go(db: Database) -> dict:
+        kb = KnowledgeBase(db.settings, db)
+        try:
+            return await _engine_call(kb, await _slug(kb, tenant, shared), "optimize_status")
+        finally:
+            await kb.close()
+
+    st = run_with_db(go)
+    if as_json:
+        typer.echo(json.dumps(st, indent=2))
+        return
+    auto = st["auto_optimize_points"]
+    typer.echo(f"{st['namespace']}: {st['points']} points, about {st['unindexed']} outside the HNSW index "
+               f"(automatic optimize {'after ' + str(auto) + ' such points' if auto else 'off'})")
+    if st["state"] != "idle":
+        pid = f", child pid {st['pid']}" if st["state"] in ("starting", "optimizing") else ""
+        error = f": {st['error']}" if st["error"] else ""
+        typer.echo(f"optimize: {st['state']} ({'automatic' if st['auto'] else 'asked'}, "
+                   f"{st['seconds']:.1f} s{pid}){error}")

@@ -47,10 +47,16 @@ class ShardStore:
         self.shards: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # LRU order
         self.max_open = max_open
         self.closed = False
-        for leftover in self.dir.glob(".*"):  # interrupted create/drop
+        for parked in self.dir.glob(".swap-*"):  # an optimize swap was cut short: the original has every write
+            target = self.dir / parked.name.removeprefix(".swap-")
+            if target.exists():
+                os.rename(target, self.dir / f".trash-{secrets.token_hex(6)}")
+            os.rename(parked, target)
+            log.warning("restored %s: the worker stopped while swapping in an optimized copy", target.name)
+        for leftover in self.dir.glob(".*"):  # interrupted create/drop/optimize
             shutil.rmtree(leftover, ignore_errors=True)
 
-    def _path(self, ns: str) -> Path:
+    def path(self, ns: str) -> Path:
         if not isinstance(ns, str) or not _SAFE_NS.fullmatch(ns):
             raise WorkerError("value", f"invalid knowledge-base namespace {ns!r}")
         # Case-insensitive file systems must not merge "Acme" and "acme": '.' is not a ns char.
@@ -71,7 +77,7 @@ class ShardStore:
         if ns in self.shards:
             self.shards.move_to_end(ns)
             return self.shards[ns]
-        path = self._path(ns)
+        path = self.path(ns)
         if not (path / "edge_config.json").exists():
             if required:
                 raise WorkerError("not_found", ns)
@@ -112,7 +118,7 @@ class ShardStore:
             raise WorkerError("value", f"invalid dense dimension {dim!r}")
         opened = self.open(ns)
         if opened is None:
-            path = self._path(ns)
+            path = self.path(ns)
             tmp = self.dir / f".new-{secrets.token_hex(6)}"
             # No payload index on document_id: on load it maps ~5 MB per shard whatever its size;
             # delete_document scans instead (~70 ms at 50k points), delete_points is by id.
@@ -137,7 +143,7 @@ class ShardStore:
                 opened[0].update(qe.UpdateOperation.delete_points_by_filter(flt))
                 opened[0].flush()
             return
-        path = self._path(ns)
+        path = self.path(ns)
         if ns in self.shards:
             self.shards.pop(ns)[0].close()
         if path.exists():
@@ -227,8 +233,26 @@ class ShardStore:
         flt = self._where(tenant) if tenant is not None else None
         return opened[0].count(self.qe.CountRequest(exact=True, filter=flt))
 
-    def optimize(self, ns: str) -> bool:
-        return bool(self.open(ns, required=True)[0].optimize())
+    def index_state(self, ns: str) -> dict[str, int] | None:
+        """``points`` with a dense vector and about how many are ``unindexed`` (no HNSW index yet).
+
+        ``indexed_vectors_count`` counts HNSW-indexed dense vectors plus non-empty sparse ones
+        (always indexed), so ``2 * points - indexed`` over-counts only chunks whose sparse vector
+        is empty (no BM25 term); points without a dense vector (RLS tenant markers) are left out."""
+        opened = self.open(ns)
+        if opened is None:
+            return None
+        qe, shard = self.qe, opened[0]
+        points = shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=[qe.HasVectorCondition(DENSE)])))
+        info = shard.info()
+        return {"points": points, "unindexed": max(0, 2 * points - info.indexed_vectors_count),
+                "segments": info.segments_count}
+
+    def close_shard(self, ns: str) -> None:
+        if ns in self.shards:
+            shard = self.shards.pop(ns)[0]
+            shard.flush()
+            shard.close()
 
     def close_all(self) -> None:
         self.closed = True

@@ -39,4 +39,5 @@ def build_index(settings: Settings) -> VectorIndex:
 
     # RLS mode: one shared shard, a tenant key and a mandatory tenant filter (index_edge._where)
     return EdgeIndex(settings.data_dir / "kb", idle_seconds=settings.kb_worker_idle_seconds,
-                     shared_namespace=RLS_COLLECTION if settings.isolation == "rls" else None)
+                     shared_namespace=RLS_COLLECTION if settings.isolation == "rls" else None,
+                     auto_optimize_points=settings.kb_auto_optimize_points)

@@ -94,11 +94,14 @@ class EdgeIndex:
         start_timeout: float = 15.0,
         request_timeout: float = 120.0,
         shared_namespace: str | None = None,
+        auto_optimize_points: int = 0,
+        auto_optimize_quiet: float = 5.0,
     ) -> None:
         self.root = Path(root).absolute()
         self._shared = check_namespace(shared_namespace) if shared_namespace is not None else None
         self.idle_seconds = idle_seconds
         self.max_open_shards = max_open_shards
+        self.auto_optimize = (auto_optimize_points, auto_optimize_quiet)  # the worker's, if this client starts it
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self._pool: list[Connection] = []
@@ -141,7 +144,9 @@ class EdgeIndex:
             with open(log_path, "ab", opener=_private) as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "support_mcp.kb.edge_worker", str(self.root),
-                     "--idle-seconds", str(self.idle_seconds), "--max-open-shards", str(self.max_open_shards)],
+                     "--idle-seconds", str(self.idle_seconds), "--max-open-shards", str(self.max_open_shards),
+                     "--auto-optimize-points", str(self.auto_optimize[0]),
+                     "--auto-optimize-quiet", str(self.auto_optimize[1])],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True,
                 )
@@ -298,9 +303,18 @@ class EdgeIndex:
         self._drop_pool()
 
     # -- extras (not in the protocol) -------------------------------------------------------------
-    async def optimize(self, ns: str) -> bool:
-        """Build the HNSW index of a namespace (slow: seconds; blocks the worker meanwhile)."""
-        return await self._request("optimize", timeout=None, ns=self._where(ns)["ns"])
+    async def optimize(self, ns: str, *, wait: bool = True) -> dict[str, Any]:
+        """Build the HNSW index of a namespace's shard in the background (``edge_optimize``; searches
+        and writes go on meanwhile), or join the one running; ``state`` says how it ended
+        (``optimized``, ``unchanged``) or, without ``wait``, how far it is."""
+        return await self._request("optimize", timeout=None if wait else -1.0, ns=self._where(ns)["ns"], wait=wait)
+
+    async def optimize_status(self, ns: str) -> dict[str, Any]:
+        """The namespace's shard: ``points``, ``unindexed`` (about), its last or running optimize
+        (``state``: idle, queued, copying, starting, optimizing, swapping, then optimized, unchanged,
+        failed or cancelled; ``auto``, ``pid`` of the child, ``seconds``, ``error``) and the worker's
+        ``auto_optimize_points``."""
+        return await self._request("optimize_status", ns=self._where(ns)["ns"])
 
     async def worker_info(self) -> dict[str, Any]:
         """``{"pid", "protocol", "open_shards"}`` of the worker (starting it if needed)."""
