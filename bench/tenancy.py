@@ -179,10 +179,12 @@ async def migrate_under_load(db: Database, migs: list, slugs: list[str], before_
 
 
 async def run(a: argparse.Namespace) -> dict[str, Any]:
-    n_prov, n_all = (50, 200) if a.quick else (a.provision, a.tenants)
+    sizes = [50, 200] if a.quick else sorted({a.provision, *a.tenants})
+    n_prov, n_all, mids = sizes[0], sizes[-1], sizes[1:-1]
     ops, rounds, warm, pause = (300, 3, 60, 2) if a.quick else (a.ops, a.rounds, 300, 5)
     cfg = {"quick": a.quick, "provision": n_prov, "tenants": n_all, "ops_per_mode": ops,
            "rounds": rounds, "concurrency": CONC, "server": "url" if a.database_url else "embedded",
+           "measured_at": [10, *mids, n_all],
            "isolation": a.isolation,
            "template": [f"{m.version:04d}_{m.name}" for m in TEMPLATE]}
     res: dict[str, Any] = {"machine": machine(), "config": cfg}
@@ -207,8 +209,15 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             if not rls:  # RLS mode: the shared tables migrate once, with the global migrations
                 log(f"4a. migrate +1 over {n_prov} tenants under live load")
                 res["migrate_small"] = await migrate_under_load(db, tmpl2, slugs, pause)
+            res["ops_mid"], grown, res["provision_fast_s"] = [], n_prov, 0.0
+            for mid in mids:  # intermediate sizes: grow, measure, go on growing
+                log(f"growing to {mid} tenants (4 in parallel, not measured)")
+                res["provision_fast_s"] += await provision_fast(db, grown, mid, tmpl2)
+                grown = mid
+                log(f"2m. scoped vs raw @{mid} tenants")
+                res["ops_mid"].append(await compare(db, raw, [slug(i) for i in range(mid)], ops, rounds, warm))
             log(f"growing to {n_all} tenants (4 in parallel, not measured)")
-            res["provision_fast_s"] = await provision_fast(db, n_prov, n_all, tmpl2)
+            res["provision_fast_s"] += await provision_fast(db, grown, n_all, tmpl2)
             slugs = [slug(i) for i in range(n_all)]
             log(f"2b. scoped vs raw @{n_all} tenants")
             res["ops_all"] = await compare(db, raw, slugs, ops, rounds, warm)
@@ -234,6 +243,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
 
 def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     c, p, o10, on, mem = r["config"], r["provision"], r["ops_10"], r["ops_all"], r.get("memory", {})
+    mids = r.get("ops_mid", [])
     n, ms, ma = c["tenants"], r.get("migrate_small"), r.get("migrate_all")
     iso = c.get("isolation", "schema")
     out = [f"# Tenancy bench ({iso} isolation): {c['server']} PostgreSQL {c['server_version']}, "
@@ -247,10 +257,10 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
            f"growing to {n} tenants (4 in parallel) took {r['provision_fast_s']:.1f} s",
            f"\n## 2. Op = insert ticket + read it back, committed; concurrency {CONC}, "
            f"{c['ops_per_mode']} ops/mode in {c['rounds']} interleaved rounds",
-           compare_table((o10, on), "tenants", MODES, "raw_tx"),
+           compare_table((o10, *mids, on), "tenants", MODES, "raw_tx"),
            "\nscoped/raw_tx p50 ratio per round, min/median/max: " + "; ".join(
                f"@{o['tenants']}: " + "/".join(f"{x:.2f}" for x in o["round_ratio_p50_min_med_max"])
-               for o in (o10, on)),
+               for o in (o10, *mids, on)),
            f"\np50@{n} / p50@10: scoped {r['ratio_p50_scoped_all_vs_10']:.2f}, "
            f"raw_tx {r['ratio_p50_raw_tx_all_vs_10']:.2f}",
            "\n## 3. Server memory per connection (MB)"]
@@ -284,8 +294,7 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         (f"live max ms during migrate {ma['tenants']}", ma["live_during"]["max"], 100)]
     table, rows = targets_table([
         ("provisioning p50 ms", p["create_tenant"]["p50"], 2 if iso == "rls" else 25),
-        ("scoped/raw_tx p50 @10", o10["ratio_p50_scoped_raw_tx"], 1.15),
-        (f"scoped/raw_tx p50 @{n}", on["ratio_p50_scoped_raw_tx"], 1.15),
+        *((f"scoped/raw_tx p50 @{o['tenants']}", o["ratio_p50_scoped_raw_tx"], 1.15) for o in (o10, *mids, on)),
         (f"scoped p50@{n} / p50@10", r["ratio_p50_scoped_all_vs_10"], 1.2),
         ("max server MB per pooled connection", max(mem.get("scoped_pool_mb") or [math.nan]), 100),
         *migrate_targets])
@@ -294,7 +303,9 @@ def render(r: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tenants", type=int, default=10000, help="tenants in the large config")
+    ap.add_argument("--tenants", type=lambda v: [int(x) for x in v.split(",")], default=[10000],
+                    help="tenant counts measured after the first 10, comma-separated (grown in order; "
+                         "e.g. 10000,100000)")
     ap.add_argument("--provision", type=int, default=1000, help="tenants created sequentially")
     ap.add_argument("--ops", type=int, default=4800, help="measured ops per mode and config")
     ap.add_argument("--rounds", type=int, default=16, help="interleaved rounds per config")

@@ -36,6 +36,8 @@ class KnowledgeBase(DocumentWrites):
                  embedder: Any = None) -> None:
         self.settings, self.db = settings, db
         self._index, self._embedder = index, embedder
+        # what it was given is the giver's to close (tests and episodes lend the session's parts)
+        self._owns_index, self._owns_embedder = index is None, embedder is None
         self._chunker: Chunker | None = None
         self._reranker: Any = None
         self._reranker_loaded = False
@@ -85,9 +87,9 @@ class KnowledgeBase(DocumentWrites):
         return self._chunker
 
     async def close(self) -> None:
-        if self._index is not None:
+        if self._index is not None and self._owns_index:
             await self._index.close()
-        if self._embedder is not None:
+        if self._embedder is not None and self._owns_embedder:
             self._embedder.close()
 
     # --- tenants ------------------------------------------------------------------------
