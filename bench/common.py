@@ -198,8 +198,11 @@ MEMORY_SQL = "SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts"
 
 async def backend_memory_mb(conn: Any) -> float:
     """Server-side memory (MB) of one connection's backend: its memory contexts when the role may
-    read pg_backend_memory_contexts (a superuser), else the backend process's private memory from
-    /proc (a server on this machine, e.g. the embedded one), else NaN (not measured)."""
+    read pg_backend_memory_contexts (a superuser), else the backend process's private anonymous
+    memory from /proc (a server on this machine, e.g. the embedded one), else NaN (not measured).
+    Not Private_Clean/Private_Dirty: those also count the pages of shared_buffers that only this
+    backend has touched (they grew 0.45 KB per tenant touched in RLS mode while the backend's memory
+    contexts and its anonymous memory stayed at 2.2-2.4 MB from 3,000 to 6,000 tenants)."""
     try:
         return (await conn.fetchval(MEMORY_SQL)) / 1048576
     except asyncpg.InsufficientPrivilegeError:
@@ -210,7 +213,7 @@ async def backend_memory_mb(conn: Any) -> float:
     except OSError:
         return math.nan
     kv = dict(ln.split(":", 1) for ln in rollup.splitlines() if ":" in ln)
-    return sum(int(kv[f].split()[0]) for f in ("Private_Clean", "Private_Dirty") if f in kv) / 1024
+    return int(kv["Anonymous"].split()[0]) / 1024 if "Anonymous" in kv else math.nan
 
 
 async def pool_backend_memory_mb(pool: Any) -> list[float]:
