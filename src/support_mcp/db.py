@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Any, NoReturn
+from typing import Any
 
 import aiosql
 import asyncpg
@@ -22,6 +22,7 @@ import asyncpg
 from . import dberrors, isolation, privileges
 from .dbconn import ResettingConnection, init_connection, release, transaction
 from .scoping import Scope, TenantIds, TenantScope
+from .scoping import raise_mapped as _reraise
 from .errors import InvalidInput, NotPermitted, SupportError, UpstreamUnavailable
 from .logging import get_logger
 from .settings import Settings
@@ -244,12 +245,3 @@ class Database:
         except Exception as exc:
             _reraise(exc, slug)
         return Scope(conn, tenant_id, slug)
-
-
-def _reraise(exc: Exception, tenant: str | None = None) -> NoReturn:
-    mapped = dberrors.translate(exc, tenant=tenant)
-    if isinstance(exc, asyncpg.InternalClientError):  # mapped as a lost connection: keep it visible
-        log.warning("db_connection_broken", error=str(exc)[:200])
-    if mapped is None or mapped is exc:
-        raise exc
-    raise mapped from exc

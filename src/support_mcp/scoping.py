@@ -19,7 +19,7 @@ and created again under its slug) fails like an unknown tenant and is looked up 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 import asyncpg
@@ -107,7 +107,7 @@ class TenantScope:
         try:
             conn = await pool.acquire()
         except Exception as exc:
-            _raise_mapped(exc, slug)
+            raise_mapped(exc, slug)
         cached = db.tenant_ids.get(slug) if attempt == 1 else None
         try:
             tenant_id = cached or await db.tenant_ids.lookup(conn, slug)
@@ -137,7 +137,7 @@ class TenantScope:
             if retry:
                 raise _Retry from exc
             if isinstance(exc, Exception):
-                _raise_mapped(exc, slug)
+                raise_mapped(exc, slug)
             raise
         conn.commit_with_reset()
         self._conn, self._tx = conn, tx
@@ -153,7 +153,7 @@ class TenantScope:
                 except Exception:  # noqa: BLE001 - a dead connection rolls back by itself; the body's error is the answer
                     pass
                 if isinstance(exc, Exception):
-                    _raise_mapped(exc, self._slug)
+                    raise_mapped(exc, self._slug)
                 return
             try:
                 await tx.commit()
@@ -162,7 +162,7 @@ class TenantScope:
                     "the database connection was lost while committing: the change may or may not have "
                     "been saved; check before retrying") from err
             except Exception as err:
-                _raise_mapped(err, self._slug)
+                raise_mapped(err, self._slug)
         finally:
             await release(pool, conn)
 
@@ -172,7 +172,7 @@ def _stale_membership(exc: asyncpg.PostgresError, isolation: str) -> bool:
             and "set role" in str(exc))
 
 
-def _raise_mapped(exc: Exception, tenant: str | None = None) -> Any:
+def raise_mapped(exc: Exception, tenant: str | None = None) -> NoReturn:
     """Raise the SupportError for a database exception (the exception itself if it is none)."""
     mapped = dberrors.translate(exc, tenant=tenant)
     if isinstance(exc, asyncpg.InternalClientError):  # mapped as a lost connection: keep it visible

@@ -201,7 +201,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def _problem(err: Any) -> str:
-    kind, loc = err["type"], err["loc"]
+    kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":

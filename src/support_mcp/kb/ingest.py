@@ -13,14 +13,10 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..settings import Settings
 from .chunking import Chunk
-from .models import IngestResult
-
-if TYPE_CHECKING:
-    from .service import KnowledgeBase
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 CHUNK_COLUMNS = ("id", "document_id", "ordinal", "heading_path", "text", "token_count", "dense", "sparse_indices",
