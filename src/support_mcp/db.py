@@ -21,7 +21,7 @@ import asyncpg
 
 from . import dberrors, isolation, privileges
 from .dbconn import ResettingConnection, init_connection, release, transaction
-from .scoping import Scope, TenantIds, TenantScope
+from .scoping import Scope, TenantIds, TenantScope, acquire, enter_open_transaction
 from .scoping import raise_mapped as _reraise
 from .errors import InvalidInput, NotPermitted, SupportError, UpstreamUnavailable
 from .logging import get_logger
@@ -35,7 +35,6 @@ RESERVED_SLUGS = frozenset(
      "template1", "admin", "root", "system", "support_mcp", "tenant", "tenants", "all", "none"}
 )
 
-_ENTER_SQL = "SELECT public.support_mcp_enter_tenant($1, $2)"
 _DBTAG_SQL = "SELECT left(md5(current_database()), 8)"
 _CAN_CREATE_ROLES_SQL = "SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = current_user"
 _APP_ROLE_SQL = """SELECT rolname AS name,
@@ -192,12 +191,7 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection with no tenant scope (registry and global tables only)."""
         pool = self.pool
-        if pool is None:
-            raise UpstreamUnavailable("the database is not started")
-        try:
-            conn = await pool.acquire()
-        except Exception as exc:
-            _reraise(exc)
+        conn = await acquire(pool)
         try:
             yield conn
         except Exception as exc:
@@ -237,11 +231,6 @@ class Database:
         if not conn.is_in_transaction():
             raise RuntimeError("enter_in_transaction needs an open transaction")
         try:
-            if self.isolation == "rls":
-                tenant_id = await self.tenant_ids.lookup(conn, slug)
-                await conn.execute(isolation.ENTER_SHARED_SQL, slug, tenant_id, allow_suspended)
-            else:
-                tenant_id = await conn.fetchval(_ENTER_SQL, slug, allow_suspended)
+            return await enter_open_transaction(self, conn, slug, allow_suspended)
         except Exception as exc:
             _reraise(exc, slug)
-        return Scope(conn, tenant_id, slug)

@@ -30,7 +30,6 @@ _MODE_SQL = "SELECT mode FROM public.support_mcp_isolation"
 _RECORD_SQL = """INSERT INTO public.support_mcp_isolation (mode)
 SELECT CASE WHEN EXISTS (SELECT 1 FROM public.tenants) THEN 'schema' ELSE $1 END
 ON CONFLICT (singleton) DO NOTHING"""
-ENTER_SHARED_SQL = "SELECT public.support_mcp_enter_shared($1, $2, $3)"
 
 
 def mismatch(recorded: str, wanted: str) -> NotPermitted:

@@ -62,6 +62,8 @@ class TenantIds:
         tenant_id = await conn.fetchval(_TENANT_ID_SQL, slug)
         if tenant_id is None:
             raise NotFound(f"unknown tenant '{slug}'")
+        if not isinstance(tenant_id, UUID):  # checked once here, not per call: enter_sql quotes it
+            raise TypeError(f"tenant id of '{slug}' is not a UUID")
         if len(self._ids) >= _ID_CACHE_LIMIT:
             self._ids.clear()
         self._ids[slug] = tenant_id
@@ -73,8 +75,26 @@ class TenantIds:
 
 def enter_sql(isolation: str, slug: str, tenant_id: UUID, allow_suspended: bool) -> str:
     """The enter call as literal SQL (see the module docstring for why literals are safe here)."""
-    return (f"SELECT {_ENTER_FN[isolation]}('{slug}', '{UUID(str(tenant_id))}', "
+    return (f"SELECT {_ENTER_FN[isolation]}('{slug}', '{tenant_id}', "
             f"{'true' if allow_suspended else 'false'})")
+
+
+async def enter_open_transaction(db: Database, conn: asyncpg.Connection, slug: str, allow_suspended: bool) -> Scope:
+    """The enter call inside a transaction someone else opened (provisioning, restore, batched
+    deletion): the same function as the scope's, with parameters (no BEGIN to ride with)."""
+    tenant_id = await db.tenant_ids.lookup(conn, slug)
+    await conn.execute(f"SELECT {_ENTER_FN[db.isolation]}($1, $2, $3)", slug, tenant_id, allow_suspended)
+    return Scope(conn, tenant_id, slug)
+
+
+async def acquire(pool: asyncpg.Pool | None) -> Any:
+    """A connection of the request path's pool; a failure as a SupportError."""
+    if pool is None:
+        raise UpstreamUnavailable("the database is not started")
+    try:
+        return await pool.acquire()
+    except Exception as exc:
+        raise_mapped(exc)
 
 
 class _Retry(Exception):
@@ -102,12 +122,7 @@ class TenantScope:
     async def _enter(self, attempt: int) -> Scope:
         db, slug = self._db, self._slug
         pool = db.pool
-        if pool is None:
-            raise UpstreamUnavailable("the database is not started")
-        try:
-            conn = await pool.acquire()
-        except Exception as exc:
-            raise_mapped(exc, slug)
+        conn = await acquire(pool)
         cached = db.tenant_ids.get(slug) if attempt == 1 else None
         try:
             tenant_id = cached or await db.tenant_ids.lookup(conn, slug)
@@ -122,19 +137,18 @@ class TenantScope:
             discard = getattr(conn, "discard_failed_begin", None)
             if discard is not None:
                 await discard()
-            retry = attempt == 1 and isinstance(exc, asyncpg.PostgresError) and (
-                (cached is not None and exc.sqlstate == UNKNOWN_TENANT)
-                or _stale_membership(exc, db.isolation))
-            if retry and cached is not None and exc.sqlstate == UNKNOWN_TENANT:
+            stale_id = attempt == 1 and cached is not None and getattr(exc, "sqlstate", None) == UNKNOWN_TENANT
+            stale_role = attempt == 1 and _stale_membership(exc, db.isolation)
+            if stale_id:
                 db.tenant_ids.forget(slug)  # deleted, or deleted and created again: look it up once more
-            elif retry:
+            elif stale_role:
                 # PostgreSQL 16 caches a backend's role memberships, and a membership granted while
                 # that cache was being rebuilt can stay missing from it (seen: 2 of 2,100 tenants
                 # provisioned 4 at a time). A new backend reads the catalog afresh: drop this one.
                 log.warning("db_stale_role_membership", tenant=slug)
                 conn.terminate()
             await release(pool, conn)
-            if retry:
+            if stale_id or stale_role:
                 raise _Retry from exc
             if isinstance(exc, Exception):
                 raise_mapped(exc, slug)
@@ -167,7 +181,7 @@ class TenantScope:
             await release(pool, conn)
 
 
-def _stale_membership(exc: asyncpg.PostgresError, isolation: str) -> bool:
+def _stale_membership(exc: BaseException, isolation: str) -> bool:
     return (isolation == "schema" and isinstance(exc, asyncpg.InsufficientPrivilegeError)
             and "set role" in str(exc))
 

@@ -36,6 +36,12 @@ def _die_with(parent: int) -> None:
         sys.exit(1)
 
 
+def _report(message: dict[str, bool]) -> None:
+    """One JSON line to the worker: this process's stdout is the worker's pipe, never a client's."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The child: optimize the shard at argv[0] (for worker pid argv[1]), print ``{"changed": bool}``."""
     path, parent = (argv if argv is not None else sys.argv[1:])[:2]
@@ -47,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     import qdrant_edge as qe
 
     shard = qe.EdgeShard.load(path)
-    print(json.dumps({"loaded": True}), flush=True)
+    _report({"loaded": True})
     try:
         changed = bool(shard.optimize())
         shard.flush()
     finally:
         shard.close()
-    print(json.dumps({"changed": changed}), flush=True)
+    _report({"changed": changed})
     return 0
 
 
